@@ -1,0 +1,717 @@
+#pragma once
+/// The CPU backend: Eigen for matrix products, OpenMP threads for everything else, float or double.
+///
+/// `cpu_backend_t<T>` is a policy class: it owns memory (64-byte aligned host buffers) and the primitive
+/// operations the layers call. It is where correctness is defined: every other backend is tested op by
+/// op against it. All operations are deterministic for a given thread count: every output element and
+/// every reduction is computed by one thread in a fixed order.
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "mammocl/core/concepts.hpp"
+#include "mammocl/core/error.hpp"
+#include "mammocl/core/tensor.hpp"
+
+namespace mammocl {
+
+template <class T>
+struct cpu_backend_t {
+  using scalar_type = T;
+  static constexpr bool is_host = true;
+  static constexpr const char* name = "cpu";
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "mammocl: the CPU backend works in float or double; pick one of the two.");
+
+  /// Per-thread-group state: the number of threads and reusable scratch memory.
+  class context {
+   public:
+    explicit context(int threads = 0) {
+#ifdef _OPENMP
+      threads_ = threads > 0 ? threads : omp_get_max_threads();
+#else
+      threads_ = 1;
+      (void)threads;
+#endif
+      Eigen::setNbThreads(threads_);
+    }
+    [[nodiscard]] int threads() const noexcept { return threads_; }
+    /// Scratch space of at least n elements, valid until the next call with the same slot.
+    T* scratch(std::size_t n, int slot = 0) {
+      auto& v = scratch_[slot];
+      if (v.size() < n) v.assign(n, T(0));
+      return v.data();
+    }
+    /// Frees the scratch buffers.
+    void release_scratch() {
+      for (auto& v : scratch_) std::vector<T>().swap(v);
+    }
+
+   private:
+    int threads_ = 1;
+    std::vector<T> scratch_[3];
+  };
+
+  using tensor_t = tensor<cpu_backend_t>;
+  using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using map_t = Eigen::Map<matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+  using cmap_t = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+  // ---------------------------------------------------------------- memory
+
+  static std::shared_ptr<T> allocate(std::size_t n) {
+    constexpr std::align_val_t al{64};
+    T* p = static_cast<T*>(::operator new(n * sizeof(T), al));
+    return std::shared_ptr<T>(p, [](T* q) { ::operator delete(q, std::align_val_t{64}); });
+  }
+  static void fill(const tensor_t& t, T v) {
+    for_items(t, [&](T* p, index_t k) { std::fill(p, p + k, v); });
+  }
+  /// dst = src (same shape; either may be strided over the batch).
+  static void copy(const tensor_t& src, const tensor_t& dst) {
+    MAMMOCL_EXPECTS(src.dims() == dst.dims(), "copy: source shape ", src.dims(), " != destination shape ", dst.dims());
+    const index_t k = src.item_size();
+    for (index_t i = 0; i < src.n(); ++i) std::memcpy(dst.item(i), src.item(i), sizeof(T) * k);
+  }
+  static void to_host(const tensor_t& src, T* dst) {
+    const index_t k = src.item_size();
+    for (index_t i = 0; i < src.n(); ++i) std::memcpy(dst + i * k, src.item(i), sizeof(T) * k);
+  }
+  static void from_host(const T* src, const tensor_t& dst) {
+    const index_t k = dst.item_size();
+    for (index_t i = 0; i < dst.n(); ++i) std::memcpy(dst.item(i), src + i * k, sizeof(T) * k);
+  }
+
+  // ---------------------------------------------------------------- matrix products
+
+  /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is MxK, op(B) is KxN, C is MxN.
+  static void gemm(context&, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                   index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+    map_t C(c, m, n, Eigen::OuterStride<>(ldc));
+    if (k == 0) {
+      if (beta == T(0)) C.setZero(); else C *= beta;
+      return;
+    }
+    cmap_t A(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
+    cmap_t Bm(b, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
+    auto run = [&](auto&& opa, auto&& opb) {
+      if (beta == T(0)) {
+        C.noalias() = alpha * opa * opb;
+      } else {
+        if (beta != T(1)) C *= beta;
+        C.noalias() += alpha * opa * opb;
+      }
+    };
+    if (!trans_a && !trans_b) run(A, Bm);
+    else if (trans_a && !trans_b) run(A.transpose(), Bm);
+    else if (!trans_a && trans_b) run(A, Bm.transpose());
+    else run(A.transpose(), Bm.transpose());
+  }
+
+  // ---------------------------------------------------------------- convolution
+
+  /// y = conv(x, w) (+ bias). x (N,Cin,H,W), w (Cout,Cin,kh,kw), y (N,Cout,Ho,Wo); x and y may be strided.
+  static void conv2d_forward(context& ctx, const tensor_t& x, const tensor_t& w, const tensor_t* bias,
+                             const tensor_t& y, const conv_geometry& g) {
+    const index_t cin = x.c(), h = x.h(), wd = x.w(), cout = w.dim(0);
+    const index_t ho = g.out_h(h), wo = g.out_w(wd), p = ho * wo, kk = cin * g.kh * g.kw;
+    if (g.pointwise()) {
+      for (index_t i = 0; i < x.n(); ++i)
+        gemm(ctx, false, false, cout, p, cin, T(1), w.data(), cin, x.item(i), p, T(0), y.item(i), p);
+    } else {
+      const index_t chunk = images_per_chunk(kk, p, x.n());
+      T* col = ctx.scratch(static_cast<std::size_t>(kk * chunk * p), 0);
+      T* out = ctx.scratch(static_cast<std::size_t>(cout * chunk * p), 1);
+      for (index_t i0 = 0; i0 < x.n(); i0 += chunk) {
+        const index_t nc = std::min(chunk, x.n() - i0);
+        im2col(ctx, x, i0, nc, g, col);
+        if (nc == 1) {
+          gemm(ctx, false, false, cout, p, kk, T(1), w.data(), kk, col, p, T(0), y.item(i0), p);
+        } else {
+          gemm(ctx, false, false, cout, nc * p, kk, T(1), w.data(), kk, col, nc * p, T(0), out, nc * p);
+          scatter_columns(ctx, out, cout, nc, p, y, i0);
+        }
+      }
+    }
+    if (bias) {
+      const T* b = bias->data();
+      parallel_planes(ctx, y.n() * cout, [&](index_t q) {
+        T* d = y.item(q / cout) + (q % cout) * p;
+        const T v = b[q % cout];
+        for (index_t j = 0; j < p; ++j) d[j] += v;
+      });
+    }
+  }
+
+  /// dx = conv_transpose(dy, w) + beta*dx.
+  static void conv2d_backward_data(context& ctx, const tensor_t& dy, const tensor_t& w, const tensor_t& dx,
+                                   const conv_geometry& g, T beta) {
+    const index_t cin = dx.c(), cout = w.dim(0);
+    const index_t ho = dy.h(), wo = dy.w(), p = ho * wo, kk = cin * g.kh * g.kw;
+    if (g.pointwise()) {
+      for (index_t i = 0; i < dy.n(); ++i)
+        gemm(ctx, true, false, cin, p, cout, T(1), w.data(), cin, dy.item(i), p, beta, dx.item(i), p);
+      return;
+    }
+    const index_t chunk = images_per_chunk(kk, p, dy.n());
+    T* col = ctx.scratch(static_cast<std::size_t>(kk * chunk * p), 0);
+    T* dyc = ctx.scratch(static_cast<std::size_t>(cout * chunk * p), 1);
+    for (index_t i0 = 0; i0 < dy.n(); i0 += chunk) {
+      const index_t nc = std::min(chunk, dy.n() - i0);
+      const T* dsrc;
+      if (nc == 1) {
+        dsrc = dy.item(i0);
+      } else {
+        gather_columns(ctx, dy, i0, nc, p, dyc);
+        dsrc = dyc;
+      }
+      gemm(ctx, true, false, kk, nc * p, cout, T(1), w.data(), kk, dsrc, nc * p, T(0), col, nc * p);
+      col2im(ctx, col, i0, nc, g, dx, beta);
+    }
+  }
+
+  /// dw = Σ_n dy_n · im2col(x_n)ᵀ + beta*dw;  db = Σ dy + beta*db (when db is given).
+  static void conv2d_backward_filter(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw,
+                                     const tensor_t* db, const conv_geometry& g, T beta) {
+    const index_t cin = x.c(), cout = dw.dim(0);
+    const index_t p = dy.h() * dy.w(), kk = cin * g.kh * g.kw;
+    if (g.pointwise()) {
+      for (index_t i = 0; i < x.n(); ++i)
+        gemm(ctx, false, true, cout, cin, p, T(1), dy.item(i), p, x.item(i), p, i == 0 ? beta : T(1), dw.data(), cin);
+    } else {
+      const index_t chunk = images_per_chunk(kk, p, x.n());
+      T* col = ctx.scratch(static_cast<std::size_t>(kk * chunk * p), 0);
+      T* dyc = ctx.scratch(static_cast<std::size_t>(cout * chunk * p), 1);
+      for (index_t i0 = 0; i0 < x.n(); i0 += chunk) {
+        const index_t nc = std::min(chunk, x.n() - i0);
+        im2col(ctx, x, i0, nc, g, col);
+        const T* dsrc;
+        if (nc == 1) {
+          dsrc = dy.item(i0);
+        } else {
+          gather_columns(ctx, dy, i0, nc, p, dyc);
+          dsrc = dyc;
+        }
+        gemm(ctx, false, true, cout, kk, nc * p, T(1), dsrc, nc * p, col, nc * p, i0 == 0 ? beta : T(1), dw.data(), kk);
+      }
+    }
+    if (db) {
+      T* d = db->data();
+      parallel_planes(ctx, cout, [&](index_t c) {
+        double s = 0;
+        for (index_t i = 0; i < dy.n(); ++i) {
+          const T* q = dy.item(i) + c * p;
+          for (index_t j = 0; j < p; ++j) s += q[j];
+        }
+        d[c] = static_cast<T>(s) + (beta == T(0) ? T(0) : beta * d[c]);
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------- batch norm
+
+  /// Training-mode batch norm over (N,H,W) per channel, optionally followed by ReLU.
+  /// Saves the batch mean and 1/sqrt(var+eps); updates running statistics when they are given
+  /// (running = (1-momentum)*running + momentum*batch, running_var with the unbiased variance).
+  static void batch_norm_forward_train(context& ctx, const tensor_t& x, const tensor_t& gamma, const tensor_t& beta,
+                                       const tensor_t& y, const tensor_t& save_mean, const tensor_t& save_invstd,
+                                       const tensor_t* running_mean, const tensor_t* running_var, double momentum,
+                                       double eps, bool relu) {
+    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c, m = n * hw;
+    MAMMOCL_EXPECTS(m > 1, "batch_norm: training needs more than one value per channel, got input ", x.dims());
+    parallel_planes(ctx, c, [&](index_t ch) {
+      double s = 0;
+      for (index_t i = 0; i < n; ++i) {
+        const T* p = x.item(i) + ch * hw;
+        for (index_t j = 0; j < hw; ++j) s += p[j];
+      }
+      const double mean = s / static_cast<double>(m);
+      double v = 0;
+      for (index_t i = 0; i < n; ++i) {
+        const T* p = x.item(i) + ch * hw;
+        for (index_t j = 0; j < hw; ++j) {
+          const double d = p[j] - mean;
+          v += d * d;
+        }
+      }
+      const double var = v / static_cast<double>(m);
+      const double inv = 1.0 / std::sqrt(var + eps);
+      save_mean.data()[ch] = static_cast<T>(mean);
+      save_invstd.data()[ch] = static_cast<T>(inv);
+      if (running_mean) {
+        T& rm = running_mean->data()[ch];
+        T& rv = running_var->data()[ch];
+        rm = static_cast<T>((1.0 - momentum) * rm + momentum * mean);
+        rv = static_cast<T>((1.0 - momentum) * rv + momentum * var * static_cast<double>(m) / static_cast<double>(m - 1));
+      }
+      const T a = static_cast<T>(gamma.data()[ch] * inv);
+      const T b = static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv);
+      for (index_t i = 0; i < n; ++i) affine(x.item(i) + ch * hw, y.item(i) + ch * hw, hw, a, b, relu);
+    });
+  }
+
+  /// Recomputes the training-mode output from saved statistics (memory-efficient mode). No statistics change.
+  static void batch_norm_recompute(context& ctx, const tensor_t& x, const tensor_t& gamma, const tensor_t& beta,
+                                   const tensor_t& save_mean, const tensor_t& save_invstd, const tensor_t& y, bool relu) {
+    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c;
+    parallel_planes(ctx, c, [&](index_t ch) {
+      const double inv = save_invstd.data()[ch], mean = save_mean.data()[ch];
+      const T a = static_cast<T>(gamma.data()[ch] * inv);
+      const T b = static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv);
+      for (index_t i = 0; i < n; ++i) affine(x.item(i) + ch * hw, y.item(i) + ch * hw, hw, a, b, relu);
+    });
+  }
+
+  /// Inference-mode batch norm with the running statistics, optionally followed by ReLU.
+  static void batch_norm_forward_eval(context& ctx, const tensor_t& x, const tensor_t& gamma, const tensor_t& beta,
+                                      const tensor_t& running_mean, const tensor_t& running_var, double eps,
+                                      const tensor_t& y, bool relu) {
+    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c;
+    parallel_planes(ctx, c, [&](index_t ch) {
+      const double inv = 1.0 / std::sqrt(static_cast<double>(running_var.data()[ch]) + eps);
+      const double mean = running_mean.data()[ch];
+      const T a = static_cast<T>(gamma.data()[ch] * inv);
+      const T b = static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv);
+      for (index_t i = 0; i < n; ++i) affine(x.item(i) + ch * hw, y.item(i) + ch * hw, hw, a, b, relu);
+    });
+  }
+
+  /// Backward of training-mode batch norm (with the ReLU that followed it when `relu`; its mask is
+  /// recomputed from x and the saved statistics). With x̂ = (x-μ)·invstd and dz = dy·[y>0]:
+  ///   dβ = Σ dz,  dγ = Σ dz·x̂,  dx = γ·invstd·(dz − dβ/M − x̂·dγ/M).
+  /// dx = that + dx_beta·dx; dgamma/dbeta = that + param_beta·previous.
+  static void batch_norm_backward(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& gamma,
+                                  const tensor_t& beta, const tensor_t& save_mean, const tensor_t& save_invstd,
+                                  bool relu, const tensor_t& dx, T dx_beta, const tensor_t& dgamma,
+                                  const tensor_t& dbeta, T param_beta) {
+    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c, m = n * hw;
+    parallel_planes(ctx, c, [&](index_t ch) {
+      const T mean = save_mean.data()[ch], inv = save_invstd.data()[ch];
+      const T ga = gamma.data()[ch], be = beta.data()[ch];
+      double sdz = 0, sdzx = 0;
+      for (index_t i = 0; i < n; ++i) {
+        const T* px = x.item(i) + ch * hw;
+        const T* pd = dy.item(i) + ch * hw;
+        for (index_t j = 0; j < hw; ++j) {
+          const T xh = (px[j] - mean) * inv;
+          const T dz = (!relu || xh * ga + be > T(0)) ? pd[j] : T(0);
+          sdz += dz;
+          sdzx += static_cast<double>(dz) * xh;
+        }
+      }
+      T& dgr = dgamma.data()[ch];
+      T& dbr = dbeta.data()[ch];
+      dgr = static_cast<T>(sdzx) + (param_beta == T(0) ? T(0) : param_beta * dgr);
+      dbr = static_cast<T>(sdz) + (param_beta == T(0) ? T(0) : param_beta * dbr);
+      const T k = ga * inv;
+      const T mdb = static_cast<T>(sdz / static_cast<double>(m));
+      const T mdg = static_cast<T>(sdzx / static_cast<double>(m));
+      for (index_t i = 0; i < n; ++i) {
+        const T* px = x.item(i) + ch * hw;
+        const T* pd = dy.item(i) + ch * hw;
+        T* po = dx.item(i) + ch * hw;
+        for (index_t j = 0; j < hw; ++j) {
+          const T xh = (px[j] - mean) * inv;
+          const T dz = (!relu || xh * ga + be > T(0)) ? pd[j] : T(0);
+          const T v = k * (dz - mdb - xh * mdg);
+          po[j] = dx_beta == T(0) ? v : v + dx_beta * po[j];
+        }
+      }
+    });
+  }
+
+  /// Backward of inference-mode batch norm (frozen statistics): dx = dy·γ/sqrt(var+eps) (+ ReLU mask).
+  static void batch_norm_backward_eval(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& gamma,
+                                       const tensor_t& beta, const tensor_t& running_mean,
+                                       const tensor_t& running_var, double eps, bool relu, const tensor_t& dx,
+                                       T dx_beta, const tensor_t& dgamma, const tensor_t& dbeta, T param_beta) {
+    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c;
+    parallel_planes(ctx, c, [&](index_t ch) {
+      const T mean = running_mean.data()[ch];
+      const T inv = static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var.data()[ch]) + eps));
+      const T ga = gamma.data()[ch], be = beta.data()[ch];
+      double sdz = 0, sdzx = 0;
+      for (index_t i = 0; i < n; ++i) {
+        const T* px = x.item(i) + ch * hw;
+        const T* pd = dy.item(i) + ch * hw;
+        T* po = dx.item(i) + ch * hw;
+        for (index_t j = 0; j < hw; ++j) {
+          const T xh = (px[j] - mean) * inv;
+          const T dz = (!relu || xh * ga + be > T(0)) ? pd[j] : T(0);
+          sdz += dz;
+          sdzx += static_cast<double>(dz) * xh;
+          po[j] = dx_beta == T(0) ? dz * ga * inv : dz * ga * inv + dx_beta * po[j];
+        }
+      }
+      T& dgr = dgamma.data()[ch];
+      T& dbr = dbeta.data()[ch];
+      dgr = static_cast<T>(sdzx) + (param_beta == T(0) ? T(0) : param_beta * dgr);
+      dbr = static_cast<T>(sdz) + (param_beta == T(0) ? T(0) : param_beta * dbr);
+    });
+  }
+
+  // ---------------------------------------------------------------- activations
+
+  static void relu_forward(context& ctx, const tensor_t& x, const tensor_t& y) {
+    parallel_items(ctx, x, y, [](const T* a, T* b, index_t k) {
+      for (index_t j = 0; j < k; ++j) b[j] = a[j] > T(0) ? a[j] : T(0);
+    });
+  }
+  /// dx = dy·[y > 0] (+ beta·dx).
+  static void relu_backward(context& ctx, const tensor_t& y, const tensor_t& dy, const tensor_t& dx, T beta) {
+    const index_t k = y.item_size();
+    parallel_planes(ctx, y.n(), [&](index_t i) {
+      const T* a = y.item(i);
+      const T* d = dy.item(i);
+      T* o = dx.item(i);
+      for (index_t j = 0; j < k; ++j) {
+        const T v = a[j] > T(0) ? d[j] : T(0);
+        o[j] = beta == T(0) ? v : v + beta * o[j];
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- pooling
+
+  /// Max pooling (floor mode, padding counts as -inf); the first maximum of a window wins, as in PyTorch.
+  static void max_pool_forward(context& ctx, const tensor_t& x, const tensor_t& y, const pool_geometry& g) {
+    const index_t c = x.c(), h = x.h(), w = x.w(), ho = y.h(), wo = y.w();
+    parallel_planes(ctx, x.n() * c, [&](index_t q) {
+      const T* src = x.item(q / c) + (q % c) * h * w;
+      T* dst = y.item(q / c) + (q % c) * ho * wo;
+      for (index_t oy = 0; oy < ho; ++oy)
+        for (index_t ox = 0; ox < wo; ++ox) dst[oy * wo + ox] = src[argmax_window(src, h, w, oy, ox, g)];
+    });
+  }
+  /// dx = scatter of dy to each window's first maximum (+ beta·dx).
+  static void max_pool_backward(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dx,
+                                const pool_geometry& g, T beta) {
+    const index_t c = x.c(), h = x.h(), w = x.w(), ho = dy.h(), wo = dy.w();
+    parallel_planes(ctx, x.n() * c, [&](index_t q) {
+      const T* src = x.item(q / c) + (q % c) * h * w;
+      const T* d = dy.item(q / c) + (q % c) * ho * wo;
+      T* o = dx.item(q / c) + (q % c) * h * w;
+      if (beta == T(0)) std::fill(o, o + h * w, T(0)); else if (beta != T(1)) for (index_t j = 0; j < h * w; ++j) o[j] *= beta;
+      for (index_t oy = 0; oy < ho; ++oy)
+        for (index_t ox = 0; ox < wo; ++ox) o[argmax_window(src, h, w, oy, ox, g)] += d[oy * wo + ox];
+    });
+  }
+  /// Average pooling (floor mode); padded positions count in the divisor (PyTorch's count_include_pad).
+  static void avg_pool_forward(context& ctx, const tensor_t& x, const tensor_t& y, const pool_geometry& g) {
+    const index_t c = x.c(), h = x.h(), w = x.w(), ho = y.h(), wo = y.w();
+    parallel_planes(ctx, x.n() * c, [&](index_t q) {
+      const T* src = x.item(q / c) + (q % c) * h * w;
+      T* dst = y.item(q / c) + (q % c) * ho * wo;
+      for (index_t oy = 0; oy < ho; ++oy)
+        for (index_t ox = 0; ox < wo; ++ox) {
+          index_t y0, y1, x0, x1;
+          const T inv = avg_window(h, w, oy, ox, g, y0, y1, x0, x1);
+          T s = 0;
+          for (index_t iy = y0; iy < y1; ++iy)
+            for (index_t ix = x0; ix < x1; ++ix) s += src[iy * w + ix];
+          dst[oy * wo + ox] = s * inv;
+        }
+    });
+  }
+  static void avg_pool_backward(context& ctx, const tensor_t& dy, const tensor_t& dx, const pool_geometry& g, T beta) {
+    const index_t c = dx.c(), h = dx.h(), w = dx.w(), ho = dy.h(), wo = dy.w();
+    parallel_planes(ctx, dx.n() * c, [&](index_t q) {
+      const T* d = dy.item(q / c) + (q % c) * ho * wo;
+      T* o = dx.item(q / c) + (q % c) * h * w;
+      if (beta == T(0)) std::fill(o, o + h * w, T(0)); else if (beta != T(1)) for (index_t j = 0; j < h * w; ++j) o[j] *= beta;
+      for (index_t oy = 0; oy < ho; ++oy)
+        for (index_t ox = 0; ox < wo; ++ox) {
+          index_t y0, y1, x0, x1;
+          const T v = d[oy * wo + ox] * avg_window(h, w, oy, ox, g, y0, y1, x0, x1);
+          for (index_t iy = y0; iy < y1; ++iy)
+            for (index_t ix = x0; ix < x1; ++ix) o[iy * w + ix] += v;
+        }
+    });
+  }
+  /// (N,C,H,W) -> (N,C): the mean of each plane, optionally of ReLU(x).
+  static void global_avg_pool_forward(context& ctx, const tensor_t& x, const tensor_t& y, bool relu) {
+    const index_t c = x.c(), hw = x.h() * x.w();
+    parallel_planes(ctx, x.n() * c, [&](index_t q) {
+      const T* p = x.item(q / c) + (q % c) * hw;
+      double s = 0;
+      for (index_t j = 0; j < hw; ++j) s += relu ? std::max(p[j], T(0)) : p[j];
+      y.data()[q] = static_cast<T>(s / static_cast<double>(hw));
+    });
+  }
+  /// dx = dy/(H·W) broadcast over each plane (masked by [x > 0] when relu) (+ beta·dx).
+  static void global_avg_pool_backward(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dx,
+                                       bool relu, T beta) {
+    const index_t c = dx.c(), hw = dx.h() * dx.w();
+    parallel_planes(ctx, dx.n() * c, [&](index_t q) {
+      const T v = dy.data()[q] / static_cast<T>(hw);
+      const T* px = x.item(q / c) + (q % c) * hw;
+      T* o = dx.item(q / c) + (q % c) * hw;
+      for (index_t j = 0; j < hw; ++j) {
+        const T d = (!relu || px[j] > T(0)) ? v : T(0);
+        o[j] = beta == T(0) ? d : d + beta * o[j];
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- rows (N,F)
+
+  /// y(i,:) += b for every row i.
+  static void add_row_broadcast(context&, const tensor_t& y, const tensor_t& b) {
+    const index_t f = y.item_size();
+    for (index_t i = 0; i < y.n(); ++i) {
+      T* p = y.item(i);
+      for (index_t j = 0; j < f; ++j) p[j] += b.data()[j];
+    }
+  }
+  /// out = Σ_rows a + beta·out.
+  static void sum_rows(context&, const tensor_t& a, const tensor_t& out, T beta) {
+    const index_t f = a.item_size();
+    for (index_t j = 0; j < f; ++j) {
+      double s = 0;
+      for (index_t i = 0; i < a.n(); ++i) s += a.item(i)[j];
+      out.data()[j] = static_cast<T>(s) + (beta == T(0) ? T(0) : beta * out.data()[j]);
+    }
+  }
+  /// Row-wise log-softmax of (N,K) logits: out = x - max - log Σ exp(x - max).
+  static void log_softmax_rows(context&, const tensor_t& x, const tensor_t& out) {
+    const index_t k = x.item_size();
+    for (index_t i = 0; i < x.n(); ++i) {
+      const T* p = x.item(i);
+      T* o = out.item(i);
+      T mx = -std::numeric_limits<T>::infinity();
+      for (index_t j = 0; j < k; ++j) mx = std::max(mx, p[j]);
+      double s = 0;
+      for (index_t j = 0; j < k; ++j) s += std::exp(static_cast<double>(p[j] - mx));
+      const T lse = mx + static_cast<T>(std::log(s));
+      for (index_t j = 0; j < k; ++j) o[j] = p[j] - lse;
+    }
+  }
+  static void softmax_rows(context& ctx, const tensor_t& x, const tensor_t& out) {
+    log_softmax_rows(ctx, x, out);
+    for (index_t i = 0; i < out.n(); ++i) {
+      T* o = out.item(i);
+      for (index_t j = 0; j < out.item_size(); ++j) o[j] = std::exp(o[j]);
+    }
+  }
+
+  // ---------------------------------------------------------------- elementwise (contiguous tensors)
+
+  /// y = a·x + b·y.
+  static void axpby(context& ctx, T a, const tensor_t& x, T b, const tensor_t& y) {
+    MAMMOCL_EXPECTS(x.numel() == y.numel(), "axpby: sizes differ, ", x.dims(), " vs ", y.dims());
+    const T* px = x.data();
+    T* py = y.data();
+    const index_t n = x.numel();
+#pragma omp parallel for num_threads(ctx.threads()) schedule(static) if (n > 65536)
+    for (index_t i = 0; i < n; ++i) py[i] = a * px[i] + (b == T(0) ? T(0) : b * py[i]);
+  }
+  static void scale(context& ctx, const tensor_t& x, T a) { axpby(ctx, T(0), x, a, x); }
+  /// Σ x (in double).
+  static double sum(context&, const tensor_t& x) {
+    double s = 0;
+    for_items(x, [&](const T* p, index_t k) { for (index_t j = 0; j < k; ++j) s += p[j]; });
+    return s;
+  }
+  /// Σ x·y (in double).
+  static double dot(context&, const tensor_t& x, const tensor_t& y) {
+    MAMMOCL_EXPECTS(x.numel() == y.numel() && x.contiguous() && y.contiguous(), "dot: needs two contiguous tensors of one size, got ", x.dims(), " and ", y.dims());
+    double s = 0;
+    for (index_t i = 0; i < x.numel(); ++i) s += static_cast<double>(x.data()[i]) * y.data()[i];
+    return s;
+  }
+  /// True when every element is finite.
+  static bool all_finite(context&, const tensor_t& x) {
+    bool ok = true;
+    for_items(x, [&](const T* p, index_t k) { for (index_t j = 0; j < k; ++j) ok = ok && std::isfinite(p[j]); });
+    return ok;
+  }
+
+  /// One SGD step, PyTorch semantics: d = g + wd·p; buf = momentum·buf + (1-dampening)·d (buf = d on the
+  /// first step); d = nesterov ? d + momentum·buf : buf (when momentum > 0); p -= lr·d.
+  static void sgd_step(context& ctx, const tensor_t& p, const tensor_t& g, const tensor_t* buf, T lr, T momentum,
+                       T dampening, T weight_decay, bool nesterov, bool first) {
+    T* pp = p.data();
+    const T* pg = g.data();
+    T* pb = buf ? buf->data() : nullptr;
+    const index_t n = p.numel();
+#pragma omp parallel for num_threads(ctx.threads()) schedule(static) if (n > 65536)
+    for (index_t i = 0; i < n; ++i) {
+      T d = pg[i] + weight_decay * pp[i];
+      if (pb && momentum != T(0)) {
+        pb[i] = first ? d : momentum * pb[i] + (T(1) - dampening) * d;
+        d = nesterov ? d + momentum * pb[i] : pb[i];
+      }
+      pp[i] -= lr * d;
+    }
+  }
+  /// One Adam/AdamW step, PyTorch semantics (step counts from 1). Adam adds wd·p to the gradient;
+  /// AdamW (decoupled) multiplies p by (1 - lr·wd) first.
+  static void adam_step(context& ctx, const tensor_t& p, const tensor_t& g, const tensor_t& m, const tensor_t& v,
+                        T lr, T beta1, T beta2, T eps, T weight_decay, bool decoupled, long step) {
+    T* pp = p.data();
+    const T* pg = g.data();
+    T* pm = m.data();
+    T* pv = v.data();
+    const T bc1 = T(1) - static_cast<T>(std::pow(static_cast<double>(beta1), static_cast<double>(step)));
+    const T bc2 = T(1) - static_cast<T>(std::pow(static_cast<double>(beta2), static_cast<double>(step)));
+    const T step_size = lr / bc1;
+    const T bc2_sqrt = std::sqrt(bc2);
+    const index_t n = p.numel();
+#pragma omp parallel for num_threads(ctx.threads()) schedule(static) if (n > 65536)
+    for (index_t i = 0; i < n; ++i) {
+      T gi = pg[i];
+      if (decoupled) pp[i] *= (T(1) - lr * weight_decay);
+      else gi += weight_decay * pp[i];
+      pm[i] = beta1 * pm[i] + (T(1) - beta1) * gi;
+      pv[i] = beta2 * pv[i] + (T(1) - beta2) * gi * gi;
+      const T denom = std::sqrt(pv[i]) / bc2_sqrt + eps;
+      pp[i] -= step_size * pm[i] / denom;
+    }
+  }
+
+ private:
+  template <class F>
+  static void for_items(const tensor_t& t, F&& f) {
+    if (t.numel() == 0) return;
+    if (t.contiguous()) { f(t.data(), t.numel()); return; }
+    for (index_t i = 0; i < t.n(); ++i) f(t.item(i), t.item_size());
+  }
+  template <class F>
+  static void parallel_planes(context& ctx, index_t count, F&& f) {
+#pragma omp parallel for num_threads(ctx.threads()) schedule(static) if (count > 1)
+    for (index_t q = 0; q < count; ++q) f(q);
+  }
+  template <class F>
+  static void parallel_items(context& ctx, const tensor_t& x, const tensor_t& y, F&& f) {
+    MAMMOCL_EXPECTS(x.dims() == y.dims(), "elementwise op: shapes differ, ", x.dims(), " vs ", y.dims());
+    const index_t k = x.item_size();
+    const index_t parts = std::max<index_t>(1, std::min<index_t>(64, k / 4096));
+    const index_t step = (k + parts - 1) / parts;
+    parallel_planes(ctx, x.n() * parts, [&](index_t q) {
+      const index_t i = q / parts, j0 = (q % parts) * step, j1 = std::min(k, j0 + step);
+      if (j1 > j0) f(x.item(i) + j0, y.item(i) + j0, j1 - j0);
+    });
+  }
+  static void affine(const T* x, T* y, index_t k, T a, T b, bool relu) {
+    if (relu)
+      for (index_t j = 0; j < k; ++j) { const T v = x[j] * a + b; y[j] = v > T(0) ? v : T(0); }
+    else
+      for (index_t j = 0; j < k; ++j) y[j] = x[j] * a + b;
+  }
+  static index_t argmax_window(const T* src, index_t h, index_t w, index_t oy, index_t ox, const pool_geometry& g) {
+    const index_t y0 = oy * g.stride - g.pad, x0 = ox * g.stride - g.pad;
+    index_t best = -1;
+    T bv = -std::numeric_limits<T>::infinity();
+    for (index_t iy = std::max<index_t>(y0, 0); iy < std::min(y0 + g.k, h); ++iy)
+      for (index_t ix = std::max<index_t>(x0, 0); ix < std::min(x0 + g.k, w); ++ix) {
+        const T v = src[iy * w + ix];
+        if (best < 0 || v > bv || std::isnan(v)) { bv = v; best = iy * w + ix; }
+      }
+    return best;
+  }
+  static T avg_window(index_t h, index_t w, index_t oy, index_t ox, const pool_geometry& g, index_t& y0, index_t& y1,
+                      index_t& x0, index_t& x1) {
+    y0 = oy * g.stride - g.pad;
+    x0 = ox * g.stride - g.pad;
+    y1 = std::min(y0 + g.k, h + g.pad);
+    x1 = std::min(x0 + g.k, w + g.pad);
+    const index_t area = (y1 - y0) * (x1 - x0);
+    y0 = std::max<index_t>(y0, 0);
+    x0 = std::max<index_t>(x0, 0);
+    y1 = std::min(y1, h);
+    x1 = std::min(x1, w);
+    return T(1) / static_cast<T>(area);
+  }
+  /// How many images share one im2col matrix: enough columns to keep the GEMM efficient on small
+  /// feature maps, with the column buffer held under about 8 M elements.
+  static index_t images_per_chunk(index_t kk, index_t p, index_t n) {
+    const index_t by_cols = std::max<index_t>(1, 4096 / std::max<index_t>(p, 1));
+    const index_t by_mem = std::max<index_t>(1, (index_t{8} << 20) / std::max<index_t>(kk * p, 1));
+    return std::max<index_t>(1, std::min({n, by_cols, by_mem}));
+  }
+  /// col(K, nc·P): row r = (ci, ky, kx), column j·P + (oy·Wo + ox) for image i0 + j.
+  static void im2col(context& ctx, const tensor_t& x, index_t i0, index_t nc, const conv_geometry& g, T* col) {
+    const index_t cin = x.c(), h = x.h(), w = x.w(), ho = g.out_h(h), wo = g.out_w(w), p = ho * wo;
+    const index_t rows = cin * g.kh * g.kw, ld = nc * p;
+    parallel_planes(ctx, rows, [&](index_t r) {
+      const index_t ci = r / (g.kh * g.kw), ky = (r / g.kw) % g.kh, kx = r % g.kw;
+      for (index_t j = 0; j < nc; ++j) {
+        const T* src = x.item(i0 + j) + ci * h * w;
+        T* dst = col + r * ld + j * p;
+        for (index_t oy = 0; oy < ho; ++oy) {
+          const index_t iy = oy * g.stride - g.pad + ky;
+          T* d = dst + oy * wo;
+          if (iy < 0 || iy >= h) { std::fill(d, d + wo, T(0)); continue; }
+          const T* s = src + iy * w;
+          if (g.stride == 1) {
+            const index_t lo = std::clamp<index_t>(g.pad - kx, 0, wo), hi = std::clamp<index_t>(w + g.pad - kx, lo, wo);
+            std::fill(d, d + lo, T(0));
+            std::memcpy(d + lo, s + lo - g.pad + kx, sizeof(T) * (hi - lo));
+            std::fill(d + hi, d + wo, T(0));
+          } else {
+            for (index_t ox = 0; ox < wo; ++ox) {
+              const index_t ix = ox * g.stride - g.pad + kx;
+              d[ox] = (ix >= 0 && ix < w) ? s[ix] : T(0);
+            }
+          }
+        }
+      }
+    });
+  }
+  /// dx(images i0..i0+nc) = col2im(col) + beta·dx; parallel over input channels, so no two threads write one element.
+  static void col2im(context& ctx, const T* col, index_t i0, index_t nc, const conv_geometry& g, const tensor_t& dx, T beta) {
+    const index_t cin = dx.c(), h = dx.h(), w = dx.w(), ho = g.out_h(h), wo = g.out_w(w), p = ho * wo, ld = nc * p;
+    parallel_planes(ctx, cin * nc, [&](index_t q) {
+      const index_t ci = q / nc, j = q % nc;
+      T* dst = dx.item(i0 + j) + ci * h * w;
+      if (beta == T(0)) std::fill(dst, dst + h * w, T(0)); else if (beta != T(1)) for (index_t t = 0; t < h * w; ++t) dst[t] *= beta;
+      for (index_t ky = 0; ky < g.kh; ++ky)
+        for (index_t kx = 0; kx < g.kw; ++kx) {
+          const T* src = col + ((ci * g.kh + ky) * g.kw + kx) * ld + j * p;
+          for (index_t oy = 0; oy < ho; ++oy) {
+            const index_t iy = oy * g.stride - g.pad + ky;
+            if (iy < 0 || iy >= h) continue;
+            T* d = dst + iy * w;
+            const T* s = src + oy * wo;
+            for (index_t ox = 0; ox < wo; ++ox) {
+              const index_t ix = ox * g.stride - g.pad + kx;
+              if (ix >= 0 && ix < w) d[ix] += s[ox];
+            }
+          }
+        }
+    });
+  }
+  /// y(images i0..) plane (co) <- out(co, j·P ..).
+  static void scatter_columns(context& ctx, const T* out, index_t cout, index_t nc, index_t p, const tensor_t& y, index_t i0) {
+    parallel_planes(ctx, cout * nc, [&](index_t q) {
+      const index_t co = q / nc, j = q % nc;
+      std::memcpy(y.item(i0 + j) + co * p, out + co * nc * p + j * p, sizeof(T) * p);
+    });
+  }
+  static void gather_columns(context& ctx, const tensor_t& dy, index_t i0, index_t nc, index_t p, T* dst) {
+    const index_t cout = dy.c();
+    parallel_planes(ctx, cout * nc, [&](index_t q) {
+      const index_t co = q / nc, j = q % nc;
+      std::memcpy(dst + co * nc * p + j * p, dy.item(i0 + j) + co * p, sizeof(T) * p);
+    });
+  }
+};
+
+using cpu_backend = cpu_backend_t<float>;
+using cpu_backend_f64 = cpu_backend_t<double>;
+
+static_assert(Backend<cpu_backend>, "mammocl: cpu_backend must satisfy the Backend concept.");
+static_assert(Backend<cpu_backend_f64>, "mammocl: cpu_backend_f64 must satisfy the Backend concept.");
+
+}  // namespace mammocl

@@ -1,0 +1,65 @@
+#pragma once
+/// DenseNet's `transition`: BN-ReLU → conv 1x1 (C → C_out) → average pool 2x2, stride 2.
+#include <string>
+
+#include "mammocl/core/concepts.hpp"
+#include "mammocl/layers/batch_norm.hpp"
+#include "mammocl/layers/conv2d.hpp"
+#include "mammocl/layers/pooling.hpp"
+
+namespace mammocl::layers {
+
+template <Backend B>
+class transition {
+ public:
+  using backend_type = B;
+  using T = typename B::scalar_type;
+  using tensor_t = tensor<B>;
+  struct options {
+    index_t in_channels = 0, out_channels = 0;
+  };
+  struct cache {
+    typename batch_norm<B>::cache n;
+    tensor_t a;  // (N,C,H,W)      ReLU(BN(x))
+    shape z;     // (N,C_out,H,W)  conv output shape
+  };
+  explicit transition(const options& o)
+      : norm_({.channels = o.in_channels, .relu = true}),
+        conv_({.in_channels = o.in_channels, .out_channels = o.out_channels, .kernel = 1}),
+        pool_({.kernel = 2, .stride = 2}) {}
+  void init(rng& r) requires(B::is_host) { conv_.init(r); }
+
+  /// (N,C,H,W) → (N,C_out,⌊H/2⌋,⌊W/2⌋)
+  [[nodiscard]] tensor_t forward(typename B::context& ctx, const tensor_t& x, cache& c) {
+    c.a = norm_.forward(ctx, x, c.n);
+    tensor_t z = conv_.infer(ctx, c.a);
+    c.z = z.dims();
+    return pool_.infer(ctx, z);
+  }
+  [[nodiscard]] tensor_t infer(typename B::context& ctx, const tensor_t& x) const {
+    return pool_.infer(ctx, conv_.infer(ctx, norm_.infer(ctx, x)));
+  }
+  [[nodiscard]] tensor_t backward(typename B::context& ctx, cache& c, const tensor_t& dy, grad_mode mode) {
+    typename avg_pool<B>::cache pc{c.z};
+    tensor_t dz = pool_.backward(ctx, pc, dy, mode);
+    tensor_t da(c.a.dims());
+    conv_.backward_into(ctx, c.a, dz, da, T(0), mode);
+    return norm_.backward(ctx, c.n, da, mode);
+  }
+  template <class F>
+  void for_each_parameter(const std::string& p, F&& f) {
+    norm_.for_each_parameter(p + "norm.", f);
+    conv_.for_each_parameter(p + "conv.", f);
+  }
+  template <class F>
+  void for_each_buffer(const std::string& p, F&& f) {
+    norm_.for_each_buffer(p + "norm.", f);
+  }
+
+ private:
+  batch_norm<B> norm_;
+  conv2d<B> conv_;
+  avg_pool<B> pool_;
+};
+
+}  // namespace mammocl::layers

@@ -1,0 +1,18 @@
+#pragma once
+/// MammoCL umbrella header for the CPU build: everything except CUDA and DICOM.
+#include "mammocl/backend/cpu/cpu_backend.hpp"
+#include "mammocl/core/concepts.hpp"
+#include "mammocl/core/error.hpp"
+#include "mammocl/core/rng.hpp"
+#include "mammocl/core/shape.hpp"
+#include "mammocl/core/tensor.hpp"
+#include "mammocl/layers/batch_norm.hpp"
+#include "mammocl/layers/conv2d.hpp"
+#include "mammocl/layers/dense_block.hpp"
+#include "mammocl/layers/linear.hpp"
+#include "mammocl/layers/pooling.hpp"
+#include "mammocl/layers/relu.hpp"
+#include "mammocl/layers/sequential.hpp"
+#include "mammocl/layers/transition.hpp"
+#include "mammocl/losses/cross_entropy.hpp"
+#include "mammocl/models/densenet.hpp"
