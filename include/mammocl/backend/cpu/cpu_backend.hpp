@@ -255,8 +255,10 @@ struct cpu_backend_t {
         rm = static_cast<T>((1.0 - momentum) * rm + momentum * mean);
         rv = static_cast<T>((1.0 - momentum) * rv + momentum * var * static_cast<double>(m) / static_cast<double>(m - 1));
       }
-      const T a = static_cast<T>(gamma.data()[ch] * inv);
-      const T b = static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv);
+      // The output is computed from the saved (rounded) statistics, so recomputation reproduces it bit for bit.
+      const double mean_s = save_mean.data()[ch], inv_s = save_invstd.data()[ch];
+      const T a = static_cast<T>(gamma.data()[ch] * inv_s);
+      const T b = static_cast<T>(beta.data()[ch] - mean_s * gamma.data()[ch] * inv_s);
       for (index_t i = 0; i < n; ++i) affine(x.item(i) + ch * hw, y.item(i) + ch * hw, hw, a, b, relu);
     });
   }
