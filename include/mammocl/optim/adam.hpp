@@ -76,7 +76,7 @@ class basic_adam {
     const std::int64_t t = step_ + 1;
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const parameter<B>& p = *params_[i].p;
-      detail::check_step_shapes(params_[i], name, exp_avg_[i], exp_avg_sq_[i]);
+      detail::check_step_shapes(params_[i], name, {&exp_avg_[i], &exp_avg_sq_[i]});
       B::adam_step(ctx, p.value, p.grad, exp_avg_[i], exp_avg_sq_[i], static_cast<T>(opt_.lr),
                    static_cast<T>(opt_.beta1), static_cast<T>(opt_.beta2), static_cast<T>(opt_.eps),
                    static_cast<T>(opt_.weight_decay), Decoupled, static_cast<long>(t));

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -86,19 +87,21 @@ void check_parameters(const std::vector<named_parameter<B>>& params, const char*
   }
 }
 
-/// Throws shape_error unless `p` can be updated in place with state tensors `state...` (contiguous
+/// Throws shape_error unless `np` can be updated in place with the state tensors `state` (contiguous
 /// value and gradient of the same shape; each state tensor of that shape and contiguous).
-template <class B, class... S>
-void check_step_shapes(const named_parameter<B>& np, const char* who, const S&... state) {
+template <class B>
+void check_step_shapes(const named_parameter<B>& np, const char* who,
+                       std::initializer_list<const tensor<B>*> state = {}) {
   const parameter<B>& p = *np.p;
   MAMMOCL_EXPECTS(p.grad.dims() == p.value.dims(), who, "::step: parameter \"", np.name, "\" has value shape ",
                   p.value.dims(), " but gradient shape ", p.grad.dims());
   MAMMOCL_EXPECTS(p.value.contiguous() && p.grad.contiguous(), who, "::step: parameter \"", np.name,
                   "\" has a value or gradient that is strided over the batch; optimizers need contiguous tensors");
-  (MAMMOCL_EXPECTS(state.dims() == p.value.dims() && state.contiguous(), who, "::step: the state of parameter \"",
-                   np.name, "\" has shape ", state.dims(), " but the parameter has shape ", p.value.dims(),
-                   "; was optimizer state restored from a different model?"),
-   ...);
+  for (const tensor<B>* s : state) {
+    MAMMOCL_EXPECTS(s->dims() == p.value.dims() && s->contiguous(), who, "::step: the state of parameter \"",
+                    np.name, "\" has shape ", s->dims(), " but the parameter has shape ", p.value.dims(),
+                    "; was optimizer state restored from a different model?");
+  }
 }
 
 /// Throws config_error naming `who` and `option` unless `v` is finite and `v >= lo`.

@@ -77,7 +77,7 @@ class sgd {
     const bool use_buffers = !buffers_.empty();
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const parameter<B>& p = *params_[i].p;
-      if (use_buffers) detail::check_step_shapes(params_[i], "sgd", buffers_[i]);
+      if (use_buffers) detail::check_step_shapes(params_[i], "sgd", {&buffers_[i]});
       else detail::check_step_shapes(params_[i], "sgd");
       B::sgd_step(ctx, p.value, p.grad, use_buffers ? &buffers_[i] : nullptr, static_cast<T>(opt_.lr),
                   static_cast<T>(opt_.momentum), static_cast<T>(opt_.dampening), static_cast<T>(opt_.weight_decay),
@@ -127,5 +127,9 @@ class sgd {
   std::vector<tensor<B>> buffers_;
   std::int64_t step_ = 0;
 };
+
+/// Deduces the backend from the parameter list: `optim::sgd opt(optim::collect_parameters(model), {.lr = 0.1});`
+template <class B>
+sgd(std::vector<named_parameter<B>>, const typename sgd<B>::options&) -> sgd<B>;
 
 }  // namespace mammocl::optim
