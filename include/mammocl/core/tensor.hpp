@@ -70,7 +70,7 @@ class tensor {
   [[nodiscard]] value_type* data() const noexcept { return data_; }
   [[nodiscard]] value_type* item(index_t i) const noexcept { return data_ + i * batch_stride_; }
   [[nodiscard]] bool owns() const noexcept { return buf_ != nullptr; }
-  [[nodiscard]] bool defined() const noexcept { return data_ != nullptr || numel() == 0 && shape_.rank() > 0; }
+  [[nodiscard]] bool defined() const noexcept { return data_ != nullptr || (numel() == 0 && shape_.rank() > 0); }
 
   /// Channels [c0, c0+count) of an NCHW tensor, as a view that shares the buffer (strided over the batch).
   [[nodiscard]] tensor channels(index_t c0, index_t count) const {

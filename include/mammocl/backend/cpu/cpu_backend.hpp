@@ -44,7 +44,7 @@ struct cpu_backend_t {
       threads_ = 1;
       (void)threads;
 #endif
-      Eigen::setNbThreads(threads_);
+      Eigen::setNbThreads(1);  // gemm() splits the work across threads itself
     }
     [[nodiscard]] int threads() const noexcept { return threads_; }
     /// Scratch space of at least n elements, valid until the next call with the same slot.
@@ -96,8 +96,43 @@ struct cpu_backend_t {
   // ---------------------------------------------------------------- matrix products
 
   /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is MxK, op(B) is KxN, C is MxN.
-  static void gemm(context&, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+  /// Large products are split into one block of rows or columns per thread, each computed by a
+  /// single-threaded Eigen kernel: no thread synchronises inside the product, and every element of C
+  /// is computed by one thread in a fixed order (deterministic for a given thread count).
+  static void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                    index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+    const int t = ctx.threads();
+    const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+#ifdef _OPENMP
+    if (t > 1 && work >= 1.0e6 && !omp_in_parallel()) {
+      const bool by_cols = n >= m;
+      const index_t extent = by_cols ? n : m;
+      const index_t align = by_cols ? 16 : 24;
+      const index_t per = ((extent + t - 1) / t + align - 1) / align * align;
+#pragma omp parallel num_threads(t)
+      {
+        const index_t i0 = std::min<index_t>(extent, per * omp_get_thread_num());
+        const index_t i1 = std::min<index_t>(extent, i0 + per);
+        if (i1 > i0) {
+          if (by_cols)
+            gemm_serial(trans_a, trans_b, m, i1 - i0, k, alpha, a, lda, trans_b ? b + i0 * ldb : b + i0, ldb, beta,
+                        c + i0, ldc);
+          else
+            gemm_serial(trans_a, trans_b, i1 - i0, n, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
+                        c + i0 * ldc, ldc);
+        }
+      }
+      return;
+    }
+#endif
+    (void)t;
+    (void)work;
+    gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+
+  /// The same product on the calling thread only.
+  static void gemm_serial(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
     map_t C(c, m, n, Eigen::OuterStride<>(ldc));
     if (k == 0) {
       if (beta == T(0)) C.setZero(); else C *= beta;
@@ -234,17 +269,29 @@ struct cpu_backend_t {
       double s = 0;
       for (index_t i = 0; i < n; ++i) {
         const T* p = x.item(i) + ch * hw;
-        for (index_t j = 0; j < hw; ++j) s += p[j];
+        T a = 0;
+#pragma omp simd reduction(+ : a)
+        for (index_t j = 0; j < hw; ++j) a += p[j];
+        s += a;
       }
       const double mean = s / static_cast<double>(m);
-      double v = 0;
+      const T mean_t = static_cast<T>(mean);
+      // Shifted two-pass variance: with d = x − μ rounded to T, var = (Σd² − (Σd)²/M) / M, which removes
+      // the rounding of μ exactly; per-plane sums in T (vectorised), planes added in double.
+      double v = 0, dsum = 0;
       for (index_t i = 0; i < n; ++i) {
         const T* p = x.item(i) + ch * hw;
+        T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
         for (index_t j = 0; j < hw; ++j) {
-          const double d = p[j] - mean;
-          v += d * d;
+          const T d = p[j] - mean_t;
+          a += d * d;
+          b += d;
         }
+        v += a;
+        dsum += b;
       }
+      v = std::max(0.0, v - dsum * dsum / static_cast<double>(m));
       const double var = v / static_cast<double>(m);
       const double inv = 1.0 / std::sqrt(var + eps);
       save_mean.data()[ch] = static_cast<T>(mean);
@@ -297,40 +344,8 @@ struct cpu_backend_t {
                                   const tensor_t& beta, const tensor_t& save_mean, const tensor_t& save_invstd,
                                   bool relu, const tensor_t& dx, T dx_beta, const tensor_t& dgamma,
                                   const tensor_t& dbeta, T param_beta) {
-    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c, m = n * hw;
-    parallel_planes(ctx, c, [&](index_t ch) {
-      const T mean = save_mean.data()[ch], inv = save_invstd.data()[ch];
-      const T ga = gamma.data()[ch], be = beta.data()[ch];
-      double sdz = 0, sdzx = 0;
-      for (index_t i = 0; i < n; ++i) {
-        const T* px = x.item(i) + ch * hw;
-        const T* pd = dy.item(i) + ch * hw;
-        for (index_t j = 0; j < hw; ++j) {
-          const T xh = (px[j] - mean) * inv;
-          const T dz = (!relu || xh * ga + be > T(0)) ? pd[j] : T(0);
-          sdz += dz;
-          sdzx += static_cast<double>(dz) * xh;
-        }
-      }
-      T& dgr = dgamma.data()[ch];
-      T& dbr = dbeta.data()[ch];
-      dgr = static_cast<T>(sdzx) + (param_beta == T(0) ? T(0) : param_beta * dgr);
-      dbr = static_cast<T>(sdz) + (param_beta == T(0) ? T(0) : param_beta * dbr);
-      const T k = ga * inv;
-      const T mdb = static_cast<T>(sdz / static_cast<double>(m));
-      const T mdg = static_cast<T>(sdzx / static_cast<double>(m));
-      for (index_t i = 0; i < n; ++i) {
-        const T* px = x.item(i) + ch * hw;
-        const T* pd = dy.item(i) + ch * hw;
-        T* po = dx.item(i) + ch * hw;
-        for (index_t j = 0; j < hw; ++j) {
-          const T xh = (px[j] - mean) * inv;
-          const T dz = (!relu || xh * ga + be > T(0)) ? pd[j] : T(0);
-          const T v = k * (dz - mdb - xh * mdg);
-          po[j] = dx_beta == T(0) ? v : v + dx_beta * po[j];
-        }
-      }
-    });
+    if (relu) bn_backward_impl<true>(ctx, x, dy, gamma, beta, save_mean, save_invstd, dx, dx_beta, dgamma, dbeta, param_beta);
+    else bn_backward_impl<false>(ctx, x, dy, gamma, beta, save_mean, save_invstd, dx, dx_beta, dgamma, dbeta, param_beta);
   }
 
   /// Backward of inference-mode batch norm (frozen statistics): dx = dy·γ/sqrt(var+eps) (+ ReLU mask).
@@ -583,6 +598,54 @@ struct cpu_backend_t {
   }
 
  private:
+  template <bool Relu>
+  static void bn_backward_impl(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& gamma,
+                               const tensor_t& beta, const tensor_t& save_mean, const tensor_t& save_invstd,
+                               const tensor_t& dx, T dx_beta, const tensor_t& dgamma, const tensor_t& dbeta,
+                               T param_beta) {
+    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c, m = n * hw;
+    parallel_planes(ctx, c, [&](index_t ch) {
+      const T mean = save_mean.data()[ch], inv = save_invstd.data()[ch];
+      const T ga = gamma.data()[ch], be = beta.data()[ch];
+      double sdz = 0, sdzx = 0;
+      for (index_t i = 0; i < n; ++i) {
+        const T* px = x.item(i) + ch * hw;
+        const T* pd = dy.item(i) + ch * hw;
+        T a = 0, b = 0;  // per-plane partial sums in T (vectorised); planes are added in double
+#pragma omp simd reduction(+ : a, b)
+        for (index_t j = 0; j < hw; ++j) {
+          const T xh = (px[j] - mean) * inv;
+          const T d = pd[j];
+          const T dz = (!Relu || xh * ga + be > T(0)) ? d : T(0);
+          a += dz;
+          b += dz * xh;
+        }
+        sdz += a;
+        sdzx += b;
+      }
+      T& dgr = dgamma.data()[ch];
+      T& dbr = dbeta.data()[ch];
+      dgr = static_cast<T>(sdzx) + (param_beta == T(0) ? T(0) : param_beta * dgr);
+      dbr = static_cast<T>(sdz) + (param_beta == T(0) ? T(0) : param_beta * dbr);
+      const T k = ga * inv;
+      const T mdb = static_cast<T>(sdz / static_cast<double>(m));
+      const T mdg = static_cast<T>(sdzx / static_cast<double>(m));
+      for (index_t i = 0; i < n; ++i) {
+        const T* px = x.item(i) + ch * hw;
+        const T* pd = dy.item(i) + ch * hw;
+        T* po = dx.item(i) + ch * hw;
+        const T keep = dx_beta;
+#pragma omp simd
+        for (index_t j = 0; j < hw; ++j) {
+          const T xh = (px[j] - mean) * inv;
+          const T d = pd[j];
+          const T dz = (!Relu || xh * ga + be > T(0)) ? d : T(0);
+          const T prev = keep == T(0) ? T(0) : keep * po[j];
+          po[j] = k * (dz - mdb - xh * mdg) + prev;
+        }
+      }
+    });
+  }
   template <class F>
   static void for_items(const tensor_t& t, F&& f) {
     if (t.numel() == 0) return;
