@@ -211,7 +211,7 @@ class densenet {
       blocks_[b].for_each_parameter("features.denseblock" + std::to_string(b + 1) + ".", f);
       if (b < transitions_.size()) transitions_[b].for_each_parameter("features.transition" + std::to_string(b + 1) + ".", f);
     }
-    norm5_.for_each_parameter("features.norm" + std::to_string(blocks_.size() + 1) + ".", f);
+    norm5_.for_each_parameter("features.norm5.", f);  // torchvision calls it norm5 whatever the block count
     classifier_.for_each_parameter("classifier.", f);
   }
   /// Every buffer (BN running statistics and num_batches_tracked) with its torchvision name.
@@ -222,7 +222,7 @@ class densenet {
       blocks_[b].for_each_buffer("features.denseblock" + std::to_string(b + 1) + ".", f);
       if (b < transitions_.size()) transitions_[b].for_each_buffer("features.transition" + std::to_string(b + 1) + ".", f);
     }
-    norm5_.for_each_buffer("features.norm" + std::to_string(blocks_.size() + 1) + ".", f);
+    norm5_.for_each_buffer("features.norm5.", f);
   }
   /// Number of trainable parameters.
   [[nodiscard]] std::int64_t parameter_count() {

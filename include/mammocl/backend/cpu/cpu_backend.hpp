@@ -20,6 +20,7 @@
 #include <omp.h>
 #endif
 
+#include "mammocl/backend/cpu/gemm.hpp"
 #include "mammocl/core/concepts.hpp"
 #include "mammocl/core/error.hpp"
 #include "mammocl/core/tensor.hpp"
@@ -130,9 +131,21 @@ struct cpu_backend_t {
     gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 
-  /// The same product on the calling thread only.
+  /// The same product on the calling thread only: MammoCL's packed GEMM kernel (backend/cpu/gemm.hpp), or
+  /// Eigen's when MAMMOCL_CPU_EIGEN_GEMM is defined (the two are compared in tests/cpu/test_gemm.cpp).
   static void gemm_serial(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                           index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+#ifdef MAMMOCL_CPU_EIGEN_GEMM
+    gemm_eigen(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+    thread_local detail::gemm_workspace<T> ws;
+    detail::gemm_kernel<T>::run(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+  }
+
+#ifdef MAMMOCL_CPU_EIGEN_GEMM
+  static void gemm_eigen(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
+                         index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
     map_t C(c, m, n, Eigen::OuterStride<>(ldc));
     if (k == 0) {
       if (beta == T(0)) C.setZero(); else C *= beta;
@@ -153,6 +166,7 @@ struct cpu_backend_t {
     else if (!trans_a && trans_b) run(A, Bm.transpose());
     else run(A.transpose(), Bm.transpose());
   }
+#endif
 
   // ---------------------------------------------------------------- convolution
 
