@@ -46,6 +46,8 @@ SHAPES = {
 #: LibTorch 1.13, 2 threads, recorded by the issue on this machine kind (images/s); printed for reference.
 ISSUE_LIBTORCH_IMAGES_PER_S = {"train_b8_c3_224": 6.5, "train_b1_c1_512": 1.2, "forward_b4_c3_224": 21.0}
 PEAK_GFLOPS = 397.0  # fp32 peak of the 2-core machine the issue quotes
+#: A run whose CPU time / wall time is below this fraction of its threads shared the cores with other processes.
+CONTENDED_FRACTION = 0.8
 NUM_CLASSES = 5
 
 # DenseNet-121 (torchvision): growth 32, bottleneck 4*32, 64 initial features, blocks 6-12-24-16, compression 0.5.
@@ -451,13 +453,20 @@ def main() -> int:
     print(f"DenseNet-121, float32, {args.threads} threads, {date}, source {source}, {machine['cpu']} "
           f"({machine['cores']} cores, {machine['isa']}), {args.rounds} rounds x {args.steps} steps after "
           f"{args.warmup} warm-up")
+    contended = sorted({f"{r['cpu_per_wall']:.2f}" for sr in runs.values() for fw in sr.values() for r in fw
+                        if r["cpu_per_wall"] < CONTENDED_FRACTION * args.threads})
+    if contended:
+        print(f"WARNING: the machine was contended: CPU time / wall time fell to {', '.join(contended)} with "
+              f"{args.threads} threads (other processes held the cores). Every parallel region then waits for a "
+              "descheduled thread, so the figures measure the scheduler as much as the code; compare the "
+              "per-round spread below and rerun on a quiet machine.")
     print()
     print(markdown(summaries, args.peak_gflops))
     print()
     print(phase_table(summaries))
     print()
     print(rounds_table(summaries))
-    record = {"date": date, "source": source, "machine": machine, "threads": args.threads,
+    record = {"date": date, "source": source, "contended": bool(contended), "machine": machine, "threads": args.threads,
               "rounds": args.rounds, "warmup": args.warmup, "steps": args.steps, "peak_gflops": args.peak_gflops,
               "issue_libtorch_images_per_s": ISSUE_LIBTORCH_IMAGES_PER_S, "shapes": summaries}
     if args.json_out:

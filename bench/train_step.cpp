@@ -569,6 +569,11 @@ void print_text(const options& o, const result& r, double med, std::int64_t hwm,
               static_cast<double>(o.batch) / med, o.warmup);
   std::printf("CPU time / wall time %.2f (of %d threads); 1-minute load average %.2f\n",
               median_of(r.steps, [](auto& s) { return s.cpu / s.total; }), o.threads, load_average());
+  const double cpu_per_wall = median_of(r.steps, [](auto& s) { return s.cpu / s.total; });
+  if (cpu_per_wall < 0.8 * o.threads)
+    std::printf("WARNING: CPU time / wall time %.2f is well below %d threads: other processes are competing for the "
+                "cores, so these figures are not reliable; rerun on a quiet machine\n",
+                cpu_per_wall, o.threads);
   std::printf("peak RSS %.1f MiB (VmHWM), %.1f MiB (ru_maxrss); RSS after setup %.1f MiB; setup %.2f s\n", hwm / mib,
               maxrss / mib, r.rss_after_setup / mib, r.setup_s);
 }
