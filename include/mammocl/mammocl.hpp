@@ -1,13 +1,14 @@
 #pragma once
-/// MammoCL umbrella header for the CPU build: everything except CUDA and DICOM.
+/// MammoCL umbrella header for the CPU build: core, the CPU backend, layers, models, losses and optimizers.
+/// Checkpoints (safetensors, nlohmann-json) are one include away, `mammocl/io/checkpoint.hpp`: they are
+/// left out here because they add about 3 s to the compile of every file that includes the umbrella.
+/// No CUDA and no DCMTK header is ever reached from here.
 #include "mammocl/backend/cpu/cpu_backend.hpp"
 #include "mammocl/core/concepts.hpp"
 #include "mammocl/core/error.hpp"
 #include "mammocl/core/rng.hpp"
 #include "mammocl/core/shape.hpp"
 #include "mammocl/core/tensor.hpp"
-#include "mammocl/io/checkpoint.hpp"
-#include "mammocl/io/safetensors.hpp"
 #include "mammocl/layers/batch_norm.hpp"
 #include "mammocl/layers/conv2d.hpp"
 #include "mammocl/layers/dense_block.hpp"

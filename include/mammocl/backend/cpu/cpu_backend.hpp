@@ -1,12 +1,11 @@
 #pragma once
-/// The CPU backend: Eigen for matrix products, OpenMP threads for everything else, float or double.
+/// The CPU backend: MammoCL's packed GEMM kernel (or Eigen's, with MAMMOCL_CPU_EIGEN_GEMM) for matrix
+/// products, OpenMP threads for everything else, float or double.
 ///
 /// `cpu_backend_t<T>` is a policy class: it owns memory (64-byte aligned host buffers) and the primitive
 /// operations the layers call. It is where correctness is defined: every other backend is tested op by
 /// op against it. All operations are deterministic for a given thread count: every output element and
 /// every reduction is computed by one thread in a fixed order.
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -21,6 +20,9 @@
 #endif
 
 #include "mammocl/backend/cpu/gemm.hpp"
+#ifdef MAMMOCL_CPU_EIGEN_GEMM
+#include <Eigen/Core>
+#endif
 #include "mammocl/core/concepts.hpp"
 #include "mammocl/core/error.hpp"
 #include "mammocl/core/tensor.hpp"
@@ -45,7 +47,9 @@ struct cpu_backend_t {
       threads_ = 1;
       (void)threads;
 #endif
+#ifdef MAMMOCL_CPU_EIGEN_GEMM
       Eigen::setNbThreads(1);  // gemm() splits the work across threads itself
+#endif
     }
     [[nodiscard]] int threads() const noexcept { return threads_; }
     /// Scratch space of at least n elements, valid until the next call with the same slot.
@@ -65,10 +69,6 @@ struct cpu_backend_t {
   };
 
   using tensor_t = tensor<cpu_backend_t>;
-  using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using map_t = Eigen::Map<matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-  using cmap_t = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-
   // ---------------------------------------------------------------- memory
 
   static std::shared_ptr<T> allocate(std::size_t n) {
@@ -98,7 +98,7 @@ struct cpu_backend_t {
 
   /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is MxK, op(B) is KxN, C is MxN.
   /// Large products are split into one block of rows or columns per thread, each computed by a
-  /// single-threaded Eigen kernel: no thread synchronises inside the product, and every element of C
+  /// single-threaded kernel: no thread synchronises inside the product, and every element of C
   /// is computed by one thread in a fixed order (deterministic for a given thread count).
   static void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                    index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
@@ -144,6 +144,9 @@ struct cpu_backend_t {
   }
 
 #ifdef MAMMOCL_CPU_EIGEN_GEMM
+  using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using map_t = Eigen::Map<matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+  using cmap_t = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
   static void gemm_eigen(bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                          index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
     map_t C(c, m, n, Eigen::OuterStride<>(ldc));
