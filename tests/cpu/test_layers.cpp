@@ -261,3 +261,34 @@ BOOST_AUTO_TEST_CASE(impossible_options_are_config_errors) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(concatenation)
+
+BOOST_AUTO_TEST_CASE(concat_and_split_channels_round_trip) {
+  using F = cpu_backend;
+  F::context ctx(2);
+  tensor<F> a(shape{2, 2, 3, 3}), b(shape{2, 3, 3, 3});
+  for (index_t i = 0; i < a.numel(); ++i) a.data()[i] = static_cast<float>(i);
+  for (index_t i = 0; i < b.numel(); ++i) b.data()[i] = static_cast<float>(1000 + i);
+  tensor<F> out(shape{2, 5, 3, 3});
+  const tensor<F> parts[] = {a, b};
+  F::concat_channels(ctx, parts, out);
+  // torch.cat([a, b], 1): image 1, channel 2 is b's image 1, channel 0.
+  BOOST_TEST(out.at(1, 2, 1, 2) == b.at(1, 0, 1, 2));
+  BOOST_TEST(out.at(0, 1, 2, 0) == a.at(0, 1, 2, 0));
+  // Backward with beta 1 adds the channel ranges of dy to what the gradients already hold.
+  tensor<F> da = tensor<F>::full(a.dims(), 1.0f), db = tensor<F>::zeros(b.dims());
+  const tensor<F> grads[] = {da, db};
+  F::split_channels(ctx, out, grads, 1.0f);
+  BOOST_TEST(da.at(1, 1, 2, 2) == a.at(1, 1, 2, 2) + 1.0f);
+  BOOST_TEST(db.at(0, 2, 0, 1) == b.at(0, 2, 0, 1));
+  tensor<F> wrong(shape{2, 4, 3, 3});
+  try {
+    F::concat_channels(ctx, parts, wrong);
+    BOOST_FAIL("no exception");
+  } catch (const shape_error& e) {
+    BOOST_TEST(e.message() == "concat_channels: the inputs hold more channels than the output (2,4,3,3)");
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <span>
 #include <vector>
 
 #ifdef _OPENMP
@@ -393,6 +394,39 @@ struct cpu_backend_t {
       dgr = static_cast<T>(sdzx) + (param_beta == T(0) ? T(0) : param_beta * dgr);
       dbr = static_cast<T>(sdz) + (param_beta == T(0) ? T(0) : param_beta * dbr);
     });
+  }
+
+  // ---------------------------------------------------------------- concatenation
+
+  /// out = channel-concat[inputs...] of NCHW tensors with equal N, H, W (out may be strided).
+  static void concat_channels(context&, std::span<const tensor_t> inputs, const tensor_t& out) {
+    index_t c0 = 0;
+    for (const auto& t : inputs) {
+      MAMMOCL_EXPECTS(t.rank() == 4 && t.n() == out.n() && t.h() == out.h() && t.w() == out.w(),
+                      "concat_channels: input ", t.dims(), " does not match the output ", out.dims(), " in N, H or W");
+      MAMMOCL_EXPECTS(c0 + t.c() <= out.c(), "concat_channels: the inputs hold more channels than the output ", out.dims());
+      copy(t, out.channels(c0, t.c()));
+      c0 += t.c();
+    }
+    MAMMOCL_EXPECTS(c0 == out.c(), "concat_channels: the inputs hold ", c0, " channels, the output ", out.c());
+  }
+  /// The backward of concat_channels: outputs[i] = the matching channel range of dy (+ beta·outputs[i]).
+  static void split_channels(context& ctx, const tensor_t& dy, std::span<const tensor_t> outputs, T beta) {
+    index_t c0 = 0;
+    for (const auto& t : outputs) {
+      MAMMOCL_EXPECTS(t.rank() == 4 && t.n() == dy.n() && t.h() == dy.h() && t.w() == dy.w() && c0 + t.c() <= dy.c(),
+                      "split_channels: output ", t.dims(), " does not fit in channels [", c0, ",", c0 + t.c(), ") of ", dy.dims());
+      const tensor_t src = dy.channels(c0, t.c());
+      if (beta == T(0)) copy(src, t);
+      else
+        parallel_planes(ctx, t.n(), [&](index_t i) {
+          const T* a = src.item(i);
+          T* b = t.item(i);
+          for (index_t j = 0; j < t.item_size(); ++j) b[j] = a[j] + beta * b[j];
+        });
+      c0 += t.c();
+    }
+    MAMMOCL_EXPECTS(c0 == dy.c(), "split_channels: the outputs hold ", c0, " channels, dy ", dy.c());
   }
 
   // ---------------------------------------------------------------- activations
