@@ -422,6 +422,8 @@ def main() -> int:
         return 0
     if args.steps < 5:
         ap.error("--steps must be >= 5 (medians over at least 5 steps after warm-up)")
+    if args.rounds < 1 or args.warmup < 0 or args.threads < 1:
+        ap.error("--rounds and --threads must be >= 1, --warmup >= 0")
     python = None if args.no_torch else find_torch_python(args.torch_python)
     if args.verify_flops:
         if python is None:

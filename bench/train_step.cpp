@@ -114,9 +114,6 @@ options parse(int argc, char** argv) {
     else if (a == "--breakdown") o.breakdown = true;
     else usage(argv[0], "unknown argument '" + std::string(a) + "'");
   }
-  if (o.mode == "train" && o.batch * o.size * o.size < 2 * 32 * 32)
-    usage(argv[0], "training batch norm needs more than one value per channel at the last block; use a larger "
-                   "--batch or --size");
   return o;
 }
 
@@ -224,7 +221,7 @@ result run(const options& o) {
       t1 = clock_type::now();
       opt->step(ctx);
       t.optimizer = seconds_since(t1);
-      r.losses.push_back(l);
+      if (s >= o.warmup) r.losses.push_back(l);  // one per timed step, like r.steps
     } else {
       const tensor<B> logits = model.infer(ctx, x);
       // Touch the result so the work cannot be considered dead, and catch a broken forward pass.
