@@ -25,6 +25,8 @@
 #include "mammocl/layers/batch_norm.hpp"
 #include "mammocl/models/densenet.hpp"
 
+#include "temp_dir.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -35,27 +37,8 @@ using mammocl::cpu_backend_f64;
 using small_net = mammocl::models::densenet<cpu_backend, mammocl::models::densenet_small>;
 using small_net64 = mammocl::models::densenet<cpu_backend_f64, mammocl::models::densenet_small>;
 
-/// A fresh, empty directory under the system temp directory, removed with everything in it at the end.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("mammocl-test-safetensors-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  [[nodiscard]] fs::path operator/(const std::string& name) const { return path / name; }
-  [[nodiscard]] std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
+struct temp_dir : mammocl::test::temp_dir {
+  temp_dir() : mammocl::test::temp_dir("safetensors") {}
 };
 
 std::vector<std::byte> bytes_of(std::string_view s) {

@@ -29,6 +29,8 @@
 #include "mammocl/io/safetensors.hpp"
 #include "mammocl/models/densenet.hpp"
 
+#include "temp_dir.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -36,19 +38,8 @@ namespace golden = mammocl::golden::torchvision_densenet121;
 namespace io = mammocl::io;
 using mammocl::index_t;
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("mammocl-test-torchvision-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct temp_dir : mammocl::test::temp_dir {
+  temp_dir() : mammocl::test::temp_dir("torchvision") {}
 };
 
 // ---------------------------------------------------------------- the script's hash, in C++
