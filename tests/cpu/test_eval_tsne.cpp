@@ -147,3 +147,15 @@ BOOST_AUTO_TEST_CASE(bad_input_is_rejected) {
   BOOST_CHECK_THROW((void)ev::trustworthiness(x, dim, std::span<const double>(x).first(40), 2), mammocl::shape_error);
   BOOST_CHECK_THROW((void)ev::knn_label_agreement(x, dim, std::vector<int>(3, 0)), mammocl::shape_error);
 }
+
+BOOST_AUTO_TEST_CASE(trustworthiness_matches_scikit_learn) {
+  // X[i][j] = sin(0.7i + 1.3j) + cos(0.37ij + 0.1i), 50×6; E = X[:, :2] + 0.3 sin(1.7i + 2.9j).
+  // Expected values: sklearn 1.2.1 sklearn.manifold.trustworthiness(X, E, n_neighbors=k).
+  std::vector<double> x, e;
+  for (int i = 0; i < 50; ++i) {
+    for (int j = 0; j < 6; ++j) x.push_back(std::sin(0.7 * i + 1.3 * j) + std::cos(0.37 * i * j + 0.1 * i));
+    for (int j = 0; j < 2; ++j) e.push_back(x[i * 6 + j] + 0.3 * std::sin(1.7 * i + 2.9 * j));
+  }
+  BOOST_TEST(ev::trustworthiness(x, 6, e, 2, 5) == 0.8083809523809524, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(ev::trustworthiness(x, 6, e, 2, 12) == 0.8158201058201058, boost::test_tools::tolerance(1e-12));
+}
