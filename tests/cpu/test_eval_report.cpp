@@ -324,8 +324,9 @@ ev::training_plot demo_training() {
   ev::training_plot p;
   p.title = "Training loss";
   for (std::size_t c = 0; c < 3; ++c) {
-    ev::line_series train{.label = strategies[c] + " train", .x = {}, .y = {}, .dashed = false};
-    ev::line_series val{.label = strategies[c] + " val", .x = {}, .y = {}, .dashed = true};
+    const int colour = static_cast<int>(c);
+    ev::line_series train{.label = strategies[c] + " train", .x = {}, .y = {}, .dashed = false, .colour = colour};
+    ev::line_series val{.label = strategies[c] + " val", .x = {}, .y = {}, .dashed = true, .colour = colour};
     for (int e = 1; e <= 30; ++e) {
       train.x.push_back(e);
       val.x.push_back(e);
@@ -643,6 +644,9 @@ BOOST_AUTO_TEST_CASE(svg_bad_input_is_refused) {
   tr = demo_training();
   tr.runs[0].x[2] = nan_v;
   BOOST_CHECK_THROW((void)ev::svg_training(tr), mammocl::numeric_error);
+  tr = demo_training();
+  tr.runs[0].colour = 10;
+  BOOST_CHECK_THROW((void)ev::svg_training(tr), mammocl::config_error);
   tr = demo_training();
   tr.runs[0].y.pop_back();
   BOOST_CHECK_THROW((void)ev::svg_training(tr), mammocl::shape_error);

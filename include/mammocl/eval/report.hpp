@@ -485,7 +485,7 @@ class html_page {
   html_page& table(const Table& t) {
     return table(to_text_table(t));
   }
-  /// A plot as an inline SVG figure.
+  /// A plot as an inline SVG figure (two fit side by side on a wide window).
   html_page& plot(const roc_plot& p) { return figure(svg_roc(p), p.title); }
   html_page& plot(const tsne_plot& p) { return figure(svg_tsne(p), p.title); }
   html_page& plot(const training_plot& p) { return figure(svg_training(p), p.title); }
@@ -504,11 +504,11 @@ class html_page {
 
  private:
   html_page& figure(const std::string& svg, const std::string& caption) {
-    blocks_ += "<figure>\n" + svg + "<figcaption>" + xml_escape(caption) + "</figcaption>\n</figure>\n";
+    blocks_ += "<figure aria-label=\"" + xml_escape(caption) + "\">\n" + svg + "</figure>\n";
     return *this;
   }
   [[nodiscard]] static std::string css() {
-    return "body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1100px; "
+    return "body { font-family: Helvetica, Arial, sans-serif; margin: 24px auto; max-width: 1320px; "
            "color: #222222; background: #ffffff; padding: 0 16px; }\n"
            "h1 { font-size: 24px; border-bottom: 2px solid #1f77b4; padding-bottom: 6px; }\n"
            "h2 { font-size: 19px; margin-top: 32px; }\n"
@@ -522,7 +522,6 @@ class html_page {
            "td.missing { color: #999999; text-align: center; }\n"
            "p.note { font-size: 12px; color: #555555; margin: 4px 0 16px 0; }\n"
            "figure { display: inline-block; margin: 8px 16px 16px 0; vertical-align: top; }\n"
-           "figcaption { font-size: 12px; color: #555555; text-align: center; }\n"
            "svg { border: 1px solid #dddddd; }\n";
   }
 

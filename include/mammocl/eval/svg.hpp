@@ -162,6 +162,7 @@ struct line_series {
   std::vector<double> x;
   std::vector<double> y;
   bool dashed = false;  ///< e.g. validation curves dashed, training curves solid
+  int colour = -1;      ///< palette index 0..9 (so a run's training and validation curves can share one); -1: by position
 };
 
 struct training_plot {
@@ -393,7 +394,7 @@ struct frame {
 
 /// Training curves: one line per run (colour per run, dashed where asked), both axes widened to nice
 /// tick multiples of the finite data. A non-finite y breaks the line; x must be finite. Throws
-/// config_error for no run or more than 10, shape_error for x/y of different lengths or an empty run,
+/// config_error for no run, more than 10 or a colour outside [-1, 10), shape_error for x/y of different lengths or an empty run,
 /// numeric_error for a non-finite x or a run (or all runs) with no finite y.
 [[nodiscard]] inline std::string svg_training(const training_plot& plot, bool standalone = false) {
   MAMMOCL_CHECK(!plot.runs.empty() && plot.runs.size() <= 10, config_error, "svg_training '", plot.title,
@@ -430,6 +431,9 @@ struct frame {
   std::string legend;
   for (std::size_t c = 0; c < plot.runs.size(); ++c) {
     const auto& r = plot.runs[c];
+    MAMMOCL_CHECK(r.colour >= -1 && r.colour < 10, config_error, "svg_training '", plot.title, "': run '", r.label,
+                  "' has colour ", r.colour, " outside [-1, 10)");
+    const char* colour = detail::palette[r.colour >= 0 ? static_cast<std::size_t>(r.colour) : c];
     std::string d;
     bool pen_down = false;
     std::string singles;  // isolated finite points (neighbours non-finite) as dots
@@ -442,14 +446,14 @@ struct frame {
       const bool next_ok = i + 1 < r.x.size() && std::isfinite(r.y[i + 1]);
       if (!prev_ok && !next_ok)
         singles += "<circle cx=\"" + detail::px(f.sx(r.x[i])) + "\" cy=\"" + detail::px(f.sy(r.y[i])) +
-                   "\" r=\"2.5\" fill=\"" + detail::palette[c] + "\"/>\n";
+                   "\" r=\"2.5\" fill=\"" + colour + "\"/>\n";
       d += (pen_down ? "L" : (d.empty() ? "M" : " M")) + detail::px(f.sx(r.x[i])) + " " + detail::px(f.sy(r.y[i]));
       pen_down = true;
     }
-    s += "<path d=\"" + d + "\" fill=\"none\" stroke=\"" + detail::palette[c] +
+    s += "<path d=\"" + d + "\" fill=\"none\" stroke=\"" + colour +
          "\" stroke-width=\"2\" stroke-linejoin=\"round\"" + (r.dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>\n";
     s += singles;
-    legend += detail::legend_line(static_cast<int>(c), detail::palette[c], r.dashed, r.label);
+    legend += detail::legend_line(static_cast<int>(c), colour, r.dashed, r.label);
   }
   s += "<g fill=\"#333333\">\n" + legend + "</g>\n</svg>\n";
   return s;
