@@ -164,6 +164,19 @@ inline void ovo_wins(const std::vector<sorted_column>& cols, std::span<const int
     std::fill(below.begin(), below.end(), 0.0);
     double* wa = wins.data() + a * ku;
     for (std::size_t g = 0; g + 1 < s.group_start.size(); ++g) {
+      if (s.group_start[g + 1] - s.group_start[g] == 1) {  // no tie: the common case, O(1) for a negative
+        const std::uint32_t i = s.order[s.group_start[g]];
+        const double wi = w.empty() ? 1.0 : w[i];
+        if (wi == 0) continue;
+        const auto c = static_cast<std::size_t>(labels[i]);
+        if (c != a) {
+          below[c] += wi;
+          continue;
+        }
+        for (std::size_t cc = 0; cc < ku; ++cc) wa[cc] += wi * below[cc];
+        counts[a] += wi;
+        continue;
+      }
       double p = 0;
       std::fill(q.begin(), q.end(), 0.0);
       for (std::uint32_t j = s.group_start[g]; j < s.group_start[g + 1]; ++j) {
