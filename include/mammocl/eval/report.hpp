@@ -9,6 +9,7 @@
 /// HTML table. Formatting refuses values that would put a silent NaN or infinity in a table: it throws
 /// numeric_error naming the table, row, column and field. Output is deterministic (locale-independent
 /// number formatting, no time stamps): the same input gives byte-identical text.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -428,8 +429,9 @@ template <class Table>
 // Atomic file writing
 // ------------------------------------------------------------------------------------------------
 
-/// Writes `content` to `path` atomically: into a temporary file in the same directory, flushed to disk,
-/// then renamed over `path`. On any failure the temporary is removed, `path` is left as it was, and
+/// Writes `content` to `path` atomically: into a temporary file `.<name>.tmp-<pid>-<n>` in the same
+/// directory, flushed to disk (fsync), then renamed over `path`, then the directory fsync'ed (best
+/// effort). On any failure the temporary is removed, `path` is left as it was, and
 /// io_error names `path` and the reason.
 inline void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
   static std::atomic<unsigned> counter{0};
@@ -452,6 +454,11 @@ inline void write_file_atomic(const std::filesystem::path& path, std::string_vie
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail("renaming the temporary file failed: " + ec.message());
+  // Make the rename itself durable. Best effort: the file is complete and in place at this point.
+  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
