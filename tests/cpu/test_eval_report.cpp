@@ -462,7 +462,7 @@ BOOST_AUTO_TEST_CASE(other_tables_markdown) {
   const auto it = ev::to_text_table(inv);
   BOOST_TEST(it.header.size() == 7u);  // no overall column: no row has it
   BOOST_TEST(it.rows[0][4] == "0.00123 (p = 0.210)");
-  BOOST_TEST(it.rows[0][5] == "1.5e-05 (p < 0.001)");
+  BOOST_TEST(it.rows[0][5] == "1.50e-05 (p < 0.001)");
   BOOST_TEST(it.rows[0][6] == "0.240");
   inv.rows.push_back(inv.rows[0]);
   inv.rows[1].label = "DANN";
@@ -470,7 +470,7 @@ BOOST_AUTO_TEST_CASE(other_tables_markdown) {
   const auto it2 = ev::to_text_table(inv);
   BOOST_TEST(it2.header[6] == "MMD² overall");
   BOOST_TEST(it2.rows[0][6] == "–");
-  BOOST_TEST(it2.rows[1][6] == "0.002 (p = 0.040)");
+  BOOST_TEST(it2.rows[1][6] == "0.00200 (p = 0.040)");
 
   ev::class_counts_table c;
   c.class_names = {"benign", "malignant"};
@@ -499,6 +499,14 @@ BOOST_AUTO_TEST_CASE(p_value_and_number_formatting) {
   BOOST_TEST(ev::format_fixed(1e20, 0) == "100000000000000000000");
   BOOST_TEST(ev::format_significant(0.0, 3) == "0");
   BOOST_TEST(ev::format_significant(0.012345, 3) == "0.0123");
+  BOOST_TEST(ev::format_significant(0.01, 3) == "0.0100");
+  BOOST_TEST(ev::format_significant(-0.00123, 3) == "-0.00123");
+  BOOST_TEST(ev::format_significant(0.0009996, 3) == "0.00100");
+  BOOST_TEST(ev::format_significant(0.00009996, 3) == "0.000100");
+  BOOST_TEST(ev::format_significant(0.000009996, 3) == "1.00e-05");
+  BOOST_TEST(ev::format_significant(1.5e-5, 3) == "1.50e-05");
+  BOOST_TEST(ev::format_significant(12.0, 3) == "12.0");
+  BOOST_TEST(ev::format_significant(2.5e20, 2) == "2.5e+20");
   BOOST_CHECK_THROW((void)ev::format_fixed(inf_v, 3), mammocl::numeric_error);
   BOOST_CHECK_THROW((void)ev::format_significant(-inf_v, 3), mammocl::numeric_error);
   BOOST_TEST(ev::format_estimate({.value = 0.5}) == "0.500");

@@ -59,16 +59,21 @@ namespace mammocl::eval {
   return s;
 }
 
-/// `value` with `digits` significant digits in the shortest of fixed and scientific notation
-/// ("0.0123", "1.2e-05"), locale-independent. Requires a finite value and 1 <= digits <= 17.
+/// `value` with `digits` significant digits, trailing zeros kept so that a column lines up: fixed
+/// notation from 1e-4 up to 1e15 ("0.0310", "0.00123", "12.0"), scientific below and above
+/// ("1.50e-05"); zero is "0". Locale-independent. Requires a finite value and 1 <= digits <= 17.
 [[nodiscard]] inline std::string format_significant(double value, int digits) {
   MAMMOCL_CHECK(std::isfinite(value), numeric_error, "format_significant: the value ", value, " is not finite");
   MAMMOCL_CHECK(digits >= 1 && digits <= 17, config_error, "format_significant: ", digits,
                 " digits is outside [1, 17]");
   if (value == 0) return "0";
   char buf[64];
-  const auto res = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::general, digits);
-  return std::string(buf, res.ptr);
+  // The exponent after rounding to `digits` digits (0.0009996 -> 1.00e-03), read from scientific form.
+  auto res = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific, digits - 1);
+  const std::string sci(buf, res.ptr);
+  const int exponent = std::stoi(sci.substr(sci.find('e') + 1));
+  if (exponent < -4 || exponent >= 15) return sci;
+  return format_fixed(value, std::max(0, digits - 1 - exponent));
 }
 
 /// Axis ticks: a "nice" step (1, 2 or 5 times a power of ten) giving about `target` intervals over
