@@ -109,6 +109,15 @@ BOOST_AUTO_TEST_CASE(seeded_plans_are_reproducible_and_thread_independent) {
   BOOST_TEST(p1.seed() == 42u);
 }
 
+BOOST_AUTO_TEST_CASE(plan_streams_are_pinned) {
+  // The replicate streams are part of the contract (own splitmix64 + mammocl::rng, no std distributions):
+  // these values must not change between compilers, standard libraries or releases.
+  BOOST_TEST(ev::resampling_plan::replicate_seed(42, 3) == 1728429178538081316ULL);
+  const auto plan = ev::make_plan(std::vector<int>{0, 1, 0, 1, 1, 0, 0, 1}, {.replicates = 3, .seed = 42});
+  BOOST_TEST(plan.draw(0) == (std::vector<std::size_t>{5, 6, 2, 0, 3, 1, 1, 3}), tt::per_element());
+  BOOST_TEST(plan.draw(2) == (std::vector<std::size_t>{0, 6, 5, 2, 4, 4, 1, 7}), tt::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(stratified_plan_keeps_class_counts) {
   const std::vector<int> y{2, 0, 1, 1, 0, 2, 2, 2, 0, 1, 1, 1, 0};
   const auto plan = ev::make_plan(y, {.replicates = 50, .seed = 1});

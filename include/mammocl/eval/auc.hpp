@@ -415,6 +415,7 @@ class ovo_auc_statistic {
     for (std::size_t c = 0; c < static_cast<std::size_t>(k_); ++c)
       cols_.push_back(detail::sort_column(scores, labels.size(), static_cast<std::size_t>(k_), c));
   }
+  /// Number of samples the indices refer to.
   [[nodiscard]] std::size_t size() const noexcept { return labels_.size(); }
   /// The AUC of the resample, or nullopt when a class is missing from it. Throws shape_error for an index
   /// >= size().

@@ -70,8 +70,11 @@ struct plan_options {
 /// The resamples of a bootstrap: `replicate_count()` lists of indices into `sample_count()` samples.
 class resampling_plan {
  public:
+  /// Number of samples n the indices refer to (the statistic's full set is 0..n−1).
   [[nodiscard]] std::size_t sample_count() const noexcept { return n_; }
+  /// Number of replicates B.
   [[nodiscard]] std::size_t replicate_count() const noexcept { return explicit_ ? lists_.size() : replicates_; }
+  /// The seed the plan was made with (0 for an explicit plan); record it with the results.
   [[nodiscard]] std::uint64_t seed() const noexcept { return seed_; }
 
   /// Writes the indices of replicate b into `out` (replacing its content). Deterministic in (plan, b).
