@@ -194,45 +194,69 @@ inline std::vector<double> pca_init(std::span<const double> x, std::size_t n, st
   return y;
 }
 
+/// One row of `tsne_gradient`: Σ_j z_ij, Σ_j P_ij log(P_ij / z_ij) (when `WithError`), and the two
+/// gradient sums Σ_j P_ij z_ij (y_i − y_j) and Σ_j z_ij² (y_i − y_j), z_ij the Student-t kernel.
+/// `K` is the embedding dimension when known at compile time (0: use `k`).
+template <std::size_t K, bool WithError>
+inline void tsne_row(const double* pi, double p_scale, const double* y, std::size_t n, std::size_t k,
+                     std::size_t i, double dof, double* a_out, double* b_out, double& z_out, double& kl_out) {
+  const std::size_t kk = K == 0 ? k : K;
+  const double exponent = (dof + 1.0) / -2.0;
+  double z = 0.0, kl = 0.0;
+  double a_acc[8] = {}, b_acc[8] = {};
+  const double* yi = y + i * kk;
+  for (std::size_t j = 0; j < n; ++j) {
+    if (j == i) continue;
+    const double* yj = y + j * kk;
+    double diff[8];
+    double d2 = 0.0;
+    for (std::size_t c = 0; c < kk; ++c) {
+      diff[c] = yi[c] - yj[c];
+      d2 += diff[c] * diff[c];
+    }
+    const double num = dof == 1.0 ? 1.0 / (1.0 + d2) : std::pow(1.0 + d2 / dof, exponent);
+    const double pij = pi[j] * p_scale;
+    z += num;
+    if constexpr (WithError) kl += pij * (std::log(std::max(pij, tsne_machine_epsilon)) - std::log(num));
+    const double pn = pij * num, nn = num * num;
+    for (std::size_t c = 0; c < kk; ++c) {
+      a_acc[c] += pn * diff[c];
+      b_acc[c] += nn * diff[c];
+    }
+  }
+  z_out = z;
+  kl_out = kl;
+  for (std::size_t c = 0; c < kk; ++c) {
+    a_out[c] = a_acc[c];
+    b_out[c] = b_acc[c];
+  }
+}
+
 /// KL(P||Q) (when `error` is non-null) and its gradient for a Student-t embedding, following
-/// scikit-learn's `_kl_divergence`. One pass over row pairs, rows in parallel, each row summed in a
-/// fixed order, so the result does not depend on the thread count.
+/// scikit-learn's `_kl_divergence` (Q_ij = z_ij / Σ z; the gradient is c Σ_j (P_ij − Q_ij) z_ij (y_i − y_j),
+/// c = 2(dof+1)/dof, evaluated in one pass as c (Σ P z Δ − Σ z² Δ / Σ z)). Rows run in parallel, each
+/// summed in a fixed order, so the result does not depend on the thread count.
 inline void tsne_gradient(const std::vector<double>& p, double p_scale, const std::vector<double>& y,
                           std::size_t n, std::size_t k, double dof, std::vector<double>& grad,
                           double* error) {
-  const double exponent = (dof + 1.0) / -2.0;
   const double c = 2.0 * (dof + 1.0) / dof;
   std::vector<double> row_z(n, 0.0), row_kl(n, 0.0), b(n * k, 0.0);
   const auto ni = static_cast<std::ptrdiff_t>(n);
+  const bool with_error = error != nullptr;
 #pragma omp parallel for schedule(dynamic, 16)
   for (std::ptrdiff_t ii = 0; ii < ni; ++ii) {
     const auto i = static_cast<std::size_t>(ii);
-    double z = 0.0, kl = 0.0;
-    double a_acc[8] = {}, b_acc[8] = {};
-    const double* yi = y.data() + i * k;
     const double* pi = p.data() + i * n;
-    for (std::size_t j = 0; j < n; ++j) {
-      if (j == i) continue;
-      const double* yj = y.data() + j * k;
-      double d2 = 0.0;
-      for (std::size_t c2 = 0; c2 < k; ++c2) d2 += (yi[c2] - yj[c2]) * (yi[c2] - yj[c2]);
-      const double num = dof == 1.0 ? 1.0 / (1.0 + d2) : std::pow(1.0 + d2 / dof, exponent);
-      const double pij = pi[j] * p_scale;
-      z += num;
-      if (error != nullptr) kl += pij * (std::log(std::max(pij, tsne_machine_epsilon)) - std::log(num));
-      const double pn = pij * num, nn = num * num;
-      for (std::size_t c2 = 0; c2 < k; ++c2) {
-        const double diff = yi[c2] - yj[c2];
-        a_acc[c2] += pn * diff;
-        b_acc[c2] += nn * diff;
-      }
-    }
-    row_z[i] = z;
-    row_kl[i] = kl;
-    for (std::size_t c2 = 0; c2 < k; ++c2) {
-      grad[i * k + c2] = a_acc[c2];
-      b[i * k + c2] = b_acc[c2];
-    }
+    double* a_out = grad.data() + i * k;
+    double* b_out = b.data() + i * k;
+    if (k == 2 && !with_error)
+      tsne_row<2, false>(pi, p_scale, y.data(), n, k, i, dof, a_out, b_out, row_z[i], row_kl[i]);
+    else if (k == 2)
+      tsne_row<2, true>(pi, p_scale, y.data(), n, k, i, dof, a_out, b_out, row_z[i], row_kl[i]);
+    else if (!with_error)
+      tsne_row<0, false>(pi, p_scale, y.data(), n, k, i, dof, a_out, b_out, row_z[i], row_kl[i]);
+    else
+      tsne_row<0, true>(pi, p_scale, y.data(), n, k, i, dof, a_out, b_out, row_z[i], row_kl[i]);
   }
   double z = 0.0;
   for (double v : row_z) z += v;
