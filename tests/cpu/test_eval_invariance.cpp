@@ -137,6 +137,14 @@ BOOST_AUTO_TEST_CASE(identical_domains_give_large_p_shifted_domains_small_p) {
   BOOST_TEST_MESSAGE("shifted: MMD² " << res_shift.mmd2 << ", p " << res_shift.p_value);
   BOOST_TEST(res_shift.mmd2 > 0.05);
   BOOST_TEST(res_shift.p_value == 1.0 / 1001.0);
+  BOOST_TEST(res_shift.classes.size() == 2u);
+  for (const auto& c : res_shift.classes) BOOST_TEST(c.p_value == 1.0 / 1001.0);
+  for (const auto& c : res_same.classes) BOOST_TEST(c.p_value > 0.01);
+  // A single class: its own p is the p of the sum.
+  const std::vector<int> one(same.labels.size(), 0);
+  const auto overall = ev::mmd_permutation_test(shifted.x, 8, one, shifted.domains);
+  BOOST_TEST(overall.classes.size() == 1u);
+  BOOST_TEST(overall.classes[0].p_value == overall.p_value);
   // Exactly identical features in both domains: MMD²_u of a set with itself is −2/(m(m−1))·Σ... ≤ 0,
   // never significant.
   const auto twin = make_pairs(30, 4, 0.0, 8, 2, false);
@@ -156,6 +164,7 @@ BOOST_AUTO_TEST_CASE(permutation_test_is_seeded_and_thread_independent) {
   omp_set_num_threads(threads);
   BOOST_TEST(a.p_value == b.p_value);
   BOOST_TEST(a.mmd2 == b.mmd2);
+  for (std::size_t i = 0; i < a.classes.size(); ++i) BOOST_TEST(a.classes[i].p_value == b.classes[i].p_value);
   opt.seed = 4;
   const auto c = ev::mmd_permutation_test(p.x, 6, p.labels, p.domains, opt);
   BOOST_TEST(c.mmd2 == a.mmd2);
