@@ -254,7 +254,8 @@ BOOST_AUTO_TEST_CASE(per_domain_auc_and_gap) {
 
 BOOST_AUTO_TEST_CASE(logistic_regression_matches_scikit_learn) {
   // X[i][j] = sin(0.9i + 1.7j) + 0.5 cos(0.3ij), 40×3; y = sin(2.3i) + X[i][0] > 0. Expected:
-  // sklearn 1.2.1 LogisticRegression(C, class_weight='balanced', solver='newton-cg', tol=1e-12).
+  // sklearn 1.2.1 LogisticRegression(C, class_weight='balanced', solver='newton-cg', tol=1e-12)
+  // (tests/tools/make_eval_invariance_golden.py).
   Eigen::MatrixXd x(40, 3);
   std::vector<int> y(40);
   double pos = 0;

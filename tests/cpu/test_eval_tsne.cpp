@@ -150,7 +150,8 @@ BOOST_AUTO_TEST_CASE(bad_input_is_rejected) {
 
 BOOST_AUTO_TEST_CASE(trustworthiness_matches_scikit_learn) {
   // X[i][j] = sin(0.7i + 1.3j) + cos(0.37ij + 0.1i), 50×6; E = X[:, :2] + 0.3 sin(1.7i + 2.9j).
-  // Expected values: sklearn 1.2.1 sklearn.manifold.trustworthiness(X, E, n_neighbors=k).
+  // Expected values: sklearn 1.2.1 sklearn.manifold.trustworthiness(X, E, n_neighbors=k)
+  // (tests/tools/make_eval_invariance_golden.py).
   std::vector<double> x, e;
   for (int i = 0; i < 50; ++i) {
     for (int j = 0; j < 6; ++j) x.push_back(std::sin(0.7 * i + 1.3 * j) + std::cos(0.37 * i * j + 0.1 * i));
@@ -158,4 +159,19 @@ BOOST_AUTO_TEST_CASE(trustworthiness_matches_scikit_learn) {
   }
   BOOST_TEST(ev::trustworthiness(x, 6, e, 2, 5) == 0.8083809523809524, boost::test_tools::tolerance(1e-12));
   BOOST_TEST(ev::trustworthiness(x, 6, e, 2, 12) == 0.8158201058201058, boost::test_tools::tolerance(1e-12));
+}
+
+BOOST_AUTO_TEST_CASE(kl_divergence_matches_scikit_learn) {
+  // X[i][j] = 5·[j == i mod 4] + sin(1.3i + 0.7j²) + 0.5 cos(0.21ij), 200×10. scikit-learn 1.2.1
+  // TSNE(method='exact', random_state=0) (PCA init, defaults): kl_divergence_ 0.06079859701992949,
+  // n_iter_ 999, trustworthiness(k=5) 0.9975052083333333 (tests/tools/make_eval_invariance_golden.py).
+  // The PCA (randomised vs exact) and float32 casts differ, so the KL agrees to within 1%.
+  std::vector<double> x;
+  for (int i = 0; i < 200; ++i)
+    for (int j = 0; j < 10; ++j)
+      x.push_back((j == i % 4 ? 5.0 : 0.0) + std::sin(1.3 * i + 0.7 * j * j) + 0.5 * std::cos(0.21 * i * j));
+  const auto r = ev::tsne(x, 10);
+  BOOST_TEST(r.kl_divergence == 0.06079859701992949, boost::test_tools::tolerance(0.01));
+  BOOST_TEST(r.iterations == 999u);
+  BOOST_TEST(ev::trustworthiness(x, 10, r.embedding, 2, 5) >= 0.9975052083333333 - 0.005);
 }
