@@ -1,10 +1,9 @@
 // Timings of the domain-invariance tools (docs/eval-invariance-tsne.md): exact t-SNE of 1000 and 5000
 // points (50-d, 5 Gaussian clusters), the class-free MMD²_u permutation test with 1000 permutations on
 // 2×500 points of 128-d, and the proxy A-distance on 2×500 points of 1024-d.
-// Build by hand (bench/CMakeLists.txt does not list it):
-//   g++ -std=c++20 -O3 -march=native -fopenmp -I include -I /usr/include/eigen3 \
-//       bench/eval_invariance_bench.cpp -o build-inv/eval_invariance_bench
-//   OMP_NUM_THREADS=2 build-inv/eval_invariance_bench [max_tsne_points]
+// Build and run:
+//   cmake --build build --target bench_eval_invariance
+//   OMP_NUM_THREADS=2 ./build/bench/bench_eval_invariance [max_tsne_points]
 #include <omp.h>
 
 #include <chrono>
