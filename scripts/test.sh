@@ -3,7 +3,7 @@
 # suite through ctest (including an install + find_package(mammocl) consumer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --render
 build=${MAMMOCL_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMAMMOCL_BUILD_TESTS=ON -DMAMMOCL_BUILD_EXAMPLES=ON \
   -DMAMMOCL_BUILD_BENCH=ON
