@@ -136,6 +136,22 @@ BOOST_AUTO_TEST_CASE(gradients_rows_and_nchw) {
   BOOST_CHECK_THROW(layers::l2_normalize<B>({.eps = 0.0}), config_error);
 }
 
+BOOST_AUTO_TEST_CASE(accumulate_mode_gives_the_same_dx) {
+  // No parameters: the gradient mode only concerns parameter gradients, dx is the same in both modes.
+  layers::l2_normalize<B> l;
+  B::context ctx(1);
+  rng g(8);
+  tensor<B> x(shape{4, 6}), dy(shape{4, 6});
+  for (index_t i = 0; i < 24; ++i) x.data()[i] = g.normal(), dy.data()[i] = g.normal();
+  decltype(l)::cache c;
+  (void)l.forward(ctx, x, c);
+  tensor<B> a = l.backward(ctx, c, dy, grad_mode::overwrite), b = l.backward(ctx, c, dy, grad_mode::accumulate);
+  for (index_t i = 0; i < 24; ++i) BOOST_TEST(a.data()[i] == b.data()[i]);
+  tensor<B> wrong(shape{4, 5});
+  BOOST_CHECK_THROW((void)l.backward(ctx, c, wrong, grad_mode::overwrite), shape_error);
+  BOOST_CHECK_THROW((void)l.infer(ctx, tensor<B>(shape{4})), shape_error);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(gradient_reversal_layer)
@@ -156,12 +172,32 @@ BOOST_AUTO_TEST_CASE(identity_forward_negated_backward) {
 }
 
 BOOST_AUTO_TEST_CASE(gradients_both_modes) {
-  // f(x) = Σ dy ⊙ R(x) is constant in x along the forward path; the layer's gradient is the reversed one,
-  // so check that check_gradients sees exactly −λ times the true derivative: with λ = −1 dx = dy is the
-  // true derivative of the identity.
+  // check_gradients compares dx with the derivative of f(x) = Σ dy ⊙ R(x), which is dy (R is the identity
+  // forward). The layer returns −λ·dy on purpose, so λ = −1 must pass the check as it stands and λ = 0.7
+  // must match −0.7 times the finite differences.
   layers::gradient_reversal<B> l({.lambda = -1.0});
   expect_ok(testing::check_gradients(l, shape{3, 4}));
-  expect_ok(testing::check_gradients(l, shape{2, 2, 3, 3}, {.check_accumulate = true}));
+  expect_ok(testing::check_gradients(l, shape{2, 2, 3, 3}));
+
+  layers::gradient_reversal<B> r({.lambda = 0.7});
+  B::context ctx(1);
+  rng g(4);
+  tensor<B> x(shape{3, 5}), dy(shape{3, 5});
+  for (index_t i = 0; i < 15; ++i) x.data()[i] = g.normal(), dy.data()[i] = g.normal();
+  decltype(r)::cache c;
+  (void)r.forward(ctx, x, c);
+  for (grad_mode m : {grad_mode::overwrite, grad_mode::accumulate}) {
+    tensor<B> dx = r.backward(ctx, c, dy, m);
+    tensor<B> true_grad = dx.clone();
+    B::scale(ctx, true_grad, -1.0 / 0.7);  // undo the reversal: the derivative of Σ dy ⊙ x
+    auto f = [&]() {
+      decltype(r)::cache cc;
+      return B::dot(ctx, r.forward(ctx, x, cc).clone(), dy);
+    };
+    expect_ok(testing::check_function(f, {{"input", x, true_grad}}));
+  }
+  tensor<B> wrong(shape{3, 4});
+  BOOST_CHECK_THROW((void)r.backward(ctx, c, wrong, grad_mode::overwrite), shape_error);
 }
 
 BOOST_AUTO_TEST_CASE(dann_schedule) {
