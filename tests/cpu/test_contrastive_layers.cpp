@@ -210,3 +210,25 @@ BOOST_AUTO_TEST_CASE(dann_schedule) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(compositions)
+
+BOOST_AUTO_TEST_CASE(supcon_head_projector_then_l2_normalize) {
+  // z = L2normalize(projector(feat)), the SupCon head of METHOD.md §3.3, as one sequential.
+  layers::sequential<layers::mlp_projector<B>, layers::l2_normalize<B>> s(
+      layers::mlp_projector<B>({.in_features = 6, .hidden = 0, .out_features = 4}), layers::l2_normalize<B>{});
+  rng r2(17);
+  s.get<0>().init(r2);
+  expect_ok(testing::check_gradients(s, shape{5, 6}));
+  B::context ctx(1);
+  tensor<B> x(shape{3, 6});
+  for (index_t i = 0; i < 18; ++i) x.data()[i] = r2.normal();
+  tensor<B> z = s.infer(ctx, x);
+  for (index_t i = 0; i < 3; ++i) {
+    double n2 = 0;
+    for (index_t k = 0; k < 4; ++k) n2 += z.at(i, k) * z.at(i, k);
+    BOOST_TEST(n2 == 1.0, boost::test_tools::tolerance(1e-14));
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
