@@ -381,3 +381,17 @@ BOOST_AUTO_TEST_CASE(bad_input) {
   BOOST_CHECK_THROW(supcon({.base_temperature = std::numeric_limits<double>::infinity()}), config_error);
   BOOST_CHECK_THROW(supcon({.num_classes = -1}), config_error);
 }
+
+BOOST_AUTO_TEST_CASE(thread_count_does_not_change_the_result) {
+  B::context ctx1(1), ctx2(2);
+  const tensor<B> w = random_features(64, 2, 32, 9);
+  std::vector<int> y(64);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<int>(i % 7);
+  const supcon loss({.temperature = 0.1, .base_temperature = 0.07, .normalize = true});
+  tensor<B> g1, g2;
+  const double l1 = loss.value_and_gradient<B>(ctx1, w, y, &g1), l2 = loss.value_and_gradient<B>(ctx2, w, y, &g2);
+  BOOST_TEST(std::abs(l1 - l2) < 1e-12);
+  double worst = 0;
+  for (index_t i = 0; i < w.numel(); ++i) worst = std::max(worst, std::abs(g1.data()[i] - g2.data()[i]));
+  BOOST_TEST(worst < 1e-12);
+}

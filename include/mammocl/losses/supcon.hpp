@@ -23,7 +23,18 @@
 ///
 /// Every overload writes ∂L/∂features into `grad` when it is not null (reallocated to the features'
 /// shape if needed) and, when `anchor_losses` is not null, ℓ_i for each anchor i ∈ I in view-major order.
-/// Computed in double whatever B::scalar_type is, in O(|I|·N·D) time and O(|I|·N) memory.
+/// Computed in double whatever B::scalar_type is, in O(N²·D) time (two double GEMMs on the CPU backend,
+/// Z_I Zᵀ and H Z, plus one row-wise log-sum-exp pass) and O(N²) memory; ctx.threads() threads. The
+/// result is deterministic for a given thread count.
+///
+/// Errors (the message names the sample, view, row or value):
+///   shape_error   features not (B,V,D) with B,V,D >= 1; labels.size() != B; a label < 0 or, with
+///                 options::num_classes > 0, >= num_classes; a mask that is not (B,B) or holds a value
+///                 other than 0 or 1; SimCLR (no labels, no mask) with V < 2 (V = 1 with labels or a mask
+///                 is legal, as in the reference: such anchors have no positives and add 0); without
+///                 options::normalize, a row whose L2 norm differs from 1 by more than 1e-4;
+///   numeric_error a NaN or Inf in the features or the mask, or a loss that is not finite;
+///   config_error  temperature or base_temperature not finite and > 0, num_classes < 0.
 #include <algorithm>
 #include <cmath>
 #include <span>
@@ -163,8 +174,7 @@ class supcon {
     int threads = 1;
     if constexpr (requires(typename B::context& c) { c.threads(); }) threads = std::max(1, ctx.threads());
     // Row i of g first holds s_ij, then ∂ℓ_i/∂s_ij (scaled by τ/τ_b, zero on the diagonal). Rows are
-    // independent, so the work is split by rows and the result does not depend on the thread count.
-    // The double-precision products run on the CPU backend's GEMM whatever B's scalar type is.
+    // independent, so the log-sum-exp pass is split by rows. The double-precision products run on the CPU backend's GEMM whatever B's scalar type is.
     using host = cpu_backend_f64;
     typename host::context hctx(threads);
     std::vector<double> g(sz(na * n)), ell(sz(na));
