@@ -221,7 +221,7 @@ class supcon {
     std::vector<double> dz(sz(n * d));
     host::gemm(hctx, false, false, n, d, n, 1.0 / (static_cast<double>(na) * tau), h.data(), n, z.data(), d, 0.0,
                dz.data(), d);
-    if (grad->dims() != features.dims() || !grad->contiguous()) *grad = tensor<B>(features.dims());
+    if (grad->dims() != features.dims()) *grad = tensor<B>(features.dims());
     for (index_t v = 0; v < nv; ++v)
       for (index_t b = 0; b < nb; ++b) {
         const index_t a = v * nb + b;
