@@ -4,7 +4,6 @@
 // normalisation, a 2 × 256 × 128 batch, and the errors for bad input.
 #include <boost/test/unit_test.hpp>
 
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -286,14 +285,8 @@ BOOST_AUTO_TEST_CASE(batch_2x256x128_against_naive) {
   const supcon loss_z({.temperature = 0.1, .base_temperature = 0.1});
   const supcon loss_w({.temperature = 0.1, .base_temperature = 0.1, .normalize = true});
   tensor<B> gz, gw;
-  (void)loss_z.value_and_gradient<B>(ctx, z, y, &gz);  // warm-up
-  const auto t0 = std::chrono::steady_clock::now();
-  const int reps = 5;
-  double lz = 0;
-  for (int i = 0; i < reps; ++i) lz = loss_z.value_and_gradient<B>(ctx, z, y, &gz);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
-  BOOST_TEST_MESSAGE("supcon forward+backward, 2 x 256 x 128, double: " << ms << " ms");
-  BOOST_TEST(ms < 200.0);  // a few ms in Release; generous for Debug and loaded machines
+  // Timing belongs in bench/, not in tests: this case checks values only.
+  const double lz = loss_z.value_and_gradient<B>(ctx, z, y, &gz);
   const double lw = loss_w.value_and_gradient<B>(ctx, w, y, &gw);
   const double want = naive_supcon(z, label_mask(y), 0.1, 0.1, false);
   BOOST_TEST(std::abs(lz - want) < 1e-9, lz << " vs " << want);
