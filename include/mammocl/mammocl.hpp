@@ -22,6 +22,7 @@
 #include "mammocl/layers/sequential.hpp"
 #include "mammocl/layers/transition.hpp"
 #include "mammocl/losses/cross_entropy.hpp"
+#include "mammocl/losses/domain_adversarial.hpp"
 #include "mammocl/losses/mmd.hpp"
 #include "mammocl/losses/supcon.hpp"
 #include "mammocl/models/densenet.hpp"
