@@ -3,6 +3,8 @@
 // forward values that can be checked by hand.
 #include <boost/test/unit_test.hpp>
 
+#include "test_helpers.hpp"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -17,10 +19,6 @@ using namespace mammocl;
 using B = cpu_backend_f64;
 
 namespace {
-void expect_ok(const testing::gradient_check_result& r) {
-  BOOST_TEST_MESSAGE(r.report);
-  BOOST_TEST(r.ok, "gradient check failed:\n" << r.report);
-}
 template <class L>
 index_t count_parameters(L& l) {
   index_t n = 0;
@@ -95,7 +93,7 @@ BOOST_AUTO_TEST_CASE(gradients_plain_and_bn) {
     // Non-zero biases so that they matter.
     for (index_t i = 0; i < 7; ++i) p.fc1().bias().value.at(i) = 0.1 * static_cast<double>(i) - 0.3;
     for (index_t i = 0; i < 4; ++i) p.fc2().bias().value.at(i) = 0.05 * static_cast<double>(i);
-    BOOST_TEST_CONTEXT("batch_norm " << bn) { expect_ok(testing::check_gradients(p, shape{6, 5})); }
+    BOOST_TEST_CONTEXT("batch_norm " << bn) { mammocl::test::expect_gradients_ok(testing::check_gradients(p, shape{6, 5})); }
   }
 }
 
@@ -128,11 +126,11 @@ BOOST_AUTO_TEST_CASE(exact_forward_values_and_clamp) {
 
 BOOST_AUTO_TEST_CASE(gradients_rows_and_nchw) {
   layers::l2_normalize<B> l;
-  expect_ok(testing::check_gradients(l, shape{5, 8}));
-  expect_ok(testing::check_gradients(l, shape{3, 2, 2, 2}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{5, 8}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{3, 2, 2, 2}));
   // The clamp branch, with a large eps that every row falls under: dx = dy/eps is then exact.
   layers::l2_normalize<B> big({.eps = 100.0});
-  expect_ok(testing::check_gradients(big, shape{4, 3}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(big, shape{4, 3}));
   BOOST_CHECK_THROW(layers::l2_normalize<B>({.eps = 0.0}), config_error);
 }
 
@@ -176,8 +174,8 @@ BOOST_AUTO_TEST_CASE(gradients_both_modes) {
   // forward). The layer returns −λ·dy on purpose, so λ = −1 must pass the check as it stands and λ = 0.7
   // must match −0.7 times the finite differences.
   layers::gradient_reversal<B> l({.lambda = -1.0});
-  expect_ok(testing::check_gradients(l, shape{3, 4}));
-  expect_ok(testing::check_gradients(l, shape{2, 2, 3, 3}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{3, 4}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{2, 2, 3, 3}));
 
   layers::gradient_reversal<B> r({.lambda = 0.7});
   B::context ctx(1);
@@ -194,7 +192,7 @@ BOOST_AUTO_TEST_CASE(gradients_both_modes) {
       decltype(r)::cache cc;
       return B::dot(ctx, r.forward(ctx, x, cc).clone(), dy);
     };
-    expect_ok(testing::check_function(f, {{"input", x, true_grad}}));
+    mammocl::test::expect_gradients_ok(testing::check_function(f, {{"input", x, true_grad}}));
   }
   tensor<B> wrong(shape{3, 4});
   BOOST_CHECK_THROW((void)r.backward(ctx, c, wrong, grad_mode::overwrite), shape_error);
@@ -219,7 +217,7 @@ BOOST_AUTO_TEST_CASE(supcon_head_projector_then_l2_normalize) {
       layers::mlp_projector<B>({.in_features = 6, .hidden = 0, .out_features = 4}), layers::l2_normalize<B>{});
   rng r2(17);
   s.get<0>().init(r2);
-  expect_ok(testing::check_gradients(s, shape{5, 6}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(s, shape{5, 6}));
   B::context ctx(1);
   tensor<B> x(shape{3, 6});
   for (index_t i = 0; i < 18; ++i) x.data()[i] = r2.normal();

@@ -2,6 +2,8 @@
 // tests/tools/make_auc_golden.py), the resample statistics against the plain functions, and bad input.
 #include <boost/test/unit_test.hpp>
 
+#include "test_helpers.hpp"
+
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -34,15 +36,6 @@ std::vector<double> tv2_scores() {
 }
 const std::vector<int> tv2_labels{0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 3, 4, 4};
 
-template <class E, class F>
-void expect_error(F&& f, const std::string& fragment) {
-  try {
-    f();
-    BOOST_ERROR("no exception; expected one mentioning '" << fragment << "'");
-  } catch (const E& e) {
-    BOOST_TEST(std::string(e.what()).find(fragment) != std::string::npos, "message: " << e.what());
-  }
-}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(binary_auc_method_example_with_ties) {
@@ -138,7 +131,7 @@ BOOST_AUTO_TEST_CASE(ovo_raw_scores_when_probabilities_not_required) {
   ev::ovo_options opt;
   opt.require_probabilities = false;
   BOOST_TEST(ev::ovo_auc(logits, tv1_labels, 3, opt).macro == 29.0 / 36.0, tt::tolerance(1e-15));
-  expect_error<mammocl::numeric_error>([&] { (void)ev::ovo_auc(logits, tv1_labels, 3); }, "sums to");
+  mammocl::test::expect_error<mammocl::numeric_error>([&] { (void)ev::ovo_auc(logits, tv1_labels, 3); }, "sums to");
 }
 
 BOOST_AUTO_TEST_CASE(resample_statistics_equal_the_plain_functions) {
@@ -203,38 +196,38 @@ BOOST_AUTO_TEST_CASE(bad_input_is_a_clear_error) {
   using mammocl::numeric_error;
   using mammocl::shape_error;
   // binary
-  expect_error<numeric_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, nan, .3, .4}, y); }, "not finite");
-  expect_error<numeric_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, inf, .4}, y); }, "index 2");
-  expect_error<shape_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, .3}, y); }, "3 scores for 4 labels");
-  expect_error<shape_error>([&] { (void)ev::binary_auc(std::vector<double>{}, std::vector<int>{}); }, "no samples");
-  expect_error<config_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, .3, .4}, std::vector<int>{0, 2, 1, 0}); },
+  mammocl::test::expect_error<numeric_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, nan, .3, .4}, y); }, "not finite");
+  mammocl::test::expect_error<numeric_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, inf, .4}, y); }, "index 2");
+  mammocl::test::expect_error<shape_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, .3}, y); }, "3 scores for 4 labels");
+  mammocl::test::expect_error<shape_error>([&] { (void)ev::binary_auc(std::vector<double>{}, std::vector<int>{}); }, "no samples");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, .3, .4}, std::vector<int>{0, 2, 1, 0}); },
                              "label 2 at index 1");
-  expect_error<config_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, .3}, std::vector<int>{1, 1, 1}); },
+  mammocl::test::expect_error<config_error>([&] { (void)ev::binary_auc(std::vector<double>{.1, .2, .3}, std::vector<int>{1, 1, 1}); },
                              "only one class");
-  expect_error<config_error>([&] { (void)ev::roc_curve(std::vector<double>{.1, .2}, std::vector<int>{0, 0}); },
+  mammocl::test::expect_error<config_error>([&] { (void)ev::roc_curve(std::vector<double>{.1, .2}, std::vector<int>{0, 0}); },
                              "only one class");
-  expect_error<config_error>([&] { (void)ev::binary_auc_statistic(std::vector<double>{.1, .2}, std::vector<int>{0, 0}); },
+  mammocl::test::expect_error<config_error>([&] { (void)ev::binary_auc_statistic(std::vector<double>{.1, .2}, std::vector<int>{0, 0}); },
                              "only one class");
   // multiclass
   std::vector<double> s = tv1_scores;
   s[4] = nan;
-  expect_error<numeric_error>([&] { (void)ev::ovo_auc(s, tv1_labels, 3); }, "not finite");
-  expect_error<shape_error>([&] { (void)ev::ovo_auc(tv1_scores, tv1_labels, 4); }, "27 scores for 9 labels and 4 classes");
+  mammocl::test::expect_error<numeric_error>([&] { (void)ev::ovo_auc(s, tv1_labels, 3); }, "not finite");
+  mammocl::test::expect_error<shape_error>([&] { (void)ev::ovo_auc(tv1_scores, tv1_labels, 4); }, "27 scores for 9 labels and 4 classes");
   std::vector<int> bad = tv1_labels;
   bad[7] = 3;
-  expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, bad, 3); }, "label 3 at index 7");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, bad, 3); }, "label 3 at index 7");
   bad[7] = -1;
-  expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, bad, 3); }, "label -1");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, bad, 3); }, "label -1");
   const std::vector<int> absent{0, 0, 0, 2, 2, 2, 2, 2, 2};
-  expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, absent, 3); }, "class(es) 1 of the 3");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, absent, 3); }, "class(es) 1 of the 3");
   const std::vector<int> single(9, 1);
-  expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, single, 3); }, "only one class (1)");
-  expect_error<config_error>([&] { (void)ev::ovo_auc(std::vector<double>{.1, .2}, std::vector<int>{0, 0}, 1); },
+  mammocl::test::expect_error<config_error>([&] { (void)ev::ovo_auc(tv1_scores, single, 3); }, "only one class (1)");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::ovo_auc(std::vector<double>{.1, .2}, std::vector<int>{0, 0}, 1); },
                              "num_classes = 1");
-  expect_error<config_error>([&] { (void)ev::roc_curve_one_vs_rest(tv1_scores, tv1_labels, 3, 3); }, "positive_class 3");
-  expect_error<config_error>([&] { (void)ev::ovo_auc_statistic(tv1_scores, absent, 3); }, "absent");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::roc_curve_one_vs_rest(tv1_scores, tv1_labels, 3, 3); }, "positive_class 3");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::ovo_auc_statistic(tv1_scores, absent, 3); }, "absent");
   const ev::ovo_auc_statistic stat(tv1_scores, tv1_labels, 3);
-  expect_error<shape_error>([&] { (void)stat(std::vector<std::size_t>{0, 9}); }, "index 9");
+  mammocl::test::expect_error<shape_error>([&] { (void)stat(std::vector<std::size_t>{0, 9}); }, "index 9");
   const auto r = ev::ovo_auc(tv1_scores, tv1_labels, 3);
-  expect_error<config_error>([&] { (void)r.pair(1, 1); }, "distinct classes");
+  mammocl::test::expect_error<config_error>([&] { (void)r.pair(1, 1); }, "distinct classes");
 }

@@ -2,6 +2,8 @@
 // (independent of threads), stratified and clustered plans, skipped replicates, and bad input.
 #include <boost/test/unit_test.hpp>
 
+#include "test_helpers.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -27,15 +29,6 @@ const std::vector<std::vector<std::size_t>> tv_resamples{{0, 0, 2, 3, 4, 4, 5, 7
                                                          {0, 1, 2, 2, 4, 6, 7, 7, 8, 9},
                                                          {3, 3, 1, 0, 9, 9, 9, 4, 5, 6}};
 
-template <class E, class F>
-void expect_error(F&& f, const std::string& fragment) {
-  try {
-    f();
-    BOOST_ERROR("no exception; expected one mentioning '" << fragment << "'");
-  } catch (const E& e) {
-    BOOST_TEST(std::string(e.what()).find(fragment) != std::string::npos, "message: " << e.what());
-  }
-}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(quantile_type7_and_sd) {
@@ -234,44 +227,44 @@ BOOST_AUTO_TEST_CASE(bad_input_is_a_clear_error) {
   using mammocl::numeric_error;
   using mammocl::shape_error;
   const ev::binary_auc_statistic a(tv_a, tv_y);
-  expect_error<shape_error>([] { (void)ev::make_plan(std::vector<int>{}); }, "no samples");
-  expect_error<config_error>([] { (void)ev::make_plan(std::vector<int>{0, 1}, {.replicates = 1}); }, "at least 2");
-  expect_error<shape_error>(
+  mammocl::test::expect_error<shape_error>([] { (void)ev::make_plan(std::vector<int>{}); }, "no samples");
+  mammocl::test::expect_error<config_error>([] { (void)ev::make_plan(std::vector<int>{0, 1}, {.replicates = 1}); }, "at least 2");
+  mammocl::test::expect_error<shape_error>(
       [] { (void)ev::make_clustered_plan(std::vector<int>{0, 1, 1}, std::vector<std::int64_t>{1, 2}); },
       "2 cluster ids for 3 labels");
-  expect_error<shape_error>([] { (void)ev::make_explicit_plan(3, {{0, 1, 2}, {0, 3, 1}}); }, "index 3");
-  expect_error<shape_error>([] { (void)ev::make_explicit_plan(3, {{0, 1, 2}, {}}); }, "resample 1 is empty");
-  expect_error<config_error>([] { (void)ev::make_explicit_plan(3, {{0, 1, 2}}); }, "at least 2");
+  mammocl::test::expect_error<shape_error>([] { (void)ev::make_explicit_plan(3, {{0, 1, 2}, {0, 3, 1}}); }, "index 3");
+  mammocl::test::expect_error<shape_error>([] { (void)ev::make_explicit_plan(3, {{0, 1, 2}, {}}); }, "resample 1 is empty");
+  mammocl::test::expect_error<config_error>([] { (void)ev::make_explicit_plan(3, {{0, 1, 2}}); }, "at least 2");
   const auto plan = ev::make_explicit_plan(10, tv_resamples);
-  expect_error<config_error>([&] { (void)plan.draw(5); }, "replicate 5 of 5");
-  expect_error<config_error>([&] { (void)ev::bootstrap(plan, a, {.level = 1.0}); }, "level");
+  mammocl::test::expect_error<config_error>([&] { (void)plan.draw(5); }, "replicate 5 of 5");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::bootstrap(plan, a, {.level = 1.0}); }, "level");
   // a plan over more samples than the statistic knows
   const auto big = ev::make_plan(std::vector<int>(12, 0), {.replicates = 3});
-  expect_error<shape_error>([&] { (void)ev::bootstrap(big, a); }, "outside the 10 samples");
+  mammocl::test::expect_error<shape_error>([&] { (void)ev::bootstrap(big, a); }, "outside the 10 samples");
   // NaN from a statistic is an error, not a silent NaN
   const auto nan_stat = [](std::span<const std::size_t> idx) {
     return idx[0] == 0 && idx[1] == 1 ? 0.5 : std::numeric_limits<double>::quiet_NaN();
   };
-  expect_error<numeric_error>([&] { (void)ev::bootstrap(plan, nan_stat); }, "never NaN");
+  mammocl::test::expect_error<numeric_error>([&] { (void)ev::bootstrap(plan, nan_stat); }, "never NaN");
   // fewer than 2 defined replicates
   const auto mostly_undefined = [](std::span<const std::size_t> idx) -> std::optional<double> {
     for (std::size_t i = 0; i < idx.size(); ++i)
       if (idx[i] != i) return std::nullopt;
     return 0.5;  // defined on the full set (0, 1, ..., 9) only
   };
-  expect_error<numeric_error>([&] { (void)ev::bootstrap(plan, mostly_undefined); }, "only 0 of 5");
+  mammocl::test::expect_error<numeric_error>([&] { (void)ev::bootstrap(plan, mostly_undefined); }, "only 0 of 5");
   // undefined on the full set
   const auto never = [](std::span<const std::size_t>) -> std::optional<double> { return std::nullopt; };
-  expect_error<config_error>([&] { (void)ev::bootstrap(plan, never); }, "undefined on the full set");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::bootstrap(plan, never); }, "undefined on the full set");
   // identical models: sd(δ) = 0
-  expect_error<numeric_error>([&] { (void)ev::paired_bootstrap(plan, a, a); }, "sd of the replicate differences");
+  mammocl::test::expect_error<numeric_error>([&] { (void)ev::paired_bootstrap(plan, a, a); }, "sd of the replicate differences");
   // exceptions thrown by the statistic inside the OpenMP loop reach the caller
   const auto throws = [](std::span<const std::size_t> idx) -> double {
     if (idx[0] == 3) throw mammocl::config_error("statistic failed", __FILE__, __LINE__);
     return 0.5;
   };
-  expect_error<config_error>([&] { (void)ev::bootstrap(plan, throws); }, "statistic failed");
-  expect_error<config_error>([] { (void)ev::quantile_type7(std::vector<double>{1}, 1.5); }, "outside [0, 1]");
-  expect_error<shape_error>([] { (void)ev::quantile_type7(std::vector<double>{}, 0.5); }, "no values");
-  expect_error<shape_error>([] { (void)ev::sample_sd(std::vector<double>{1}); }, "at least 2");
+  mammocl::test::expect_error<config_error>([&] { (void)ev::bootstrap(plan, throws); }, "statistic failed");
+  mammocl::test::expect_error<config_error>([] { (void)ev::quantile_type7(std::vector<double>{1}, 1.5); }, "outside [0, 1]");
+  mammocl::test::expect_error<shape_error>([] { (void)ev::quantile_type7(std::vector<double>{}, 0.5); }, "no values");
+  mammocl::test::expect_error<shape_error>([] { (void)ev::sample_sd(std::vector<double>{1}); }, "at least 2");
 }

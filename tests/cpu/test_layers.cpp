@@ -2,18 +2,13 @@
 // accumulate gradient modes, plus forward values that can be checked by hand.
 #include <boost/test/unit_test.hpp>
 
+#include "test_helpers.hpp"
+
 #include "mammocl/mammocl.hpp"
 #include "mammocl/testing/gradient_check.hpp"
 
 using namespace mammocl;
 using B = cpu_backend_f64;
-
-namespace {
-void expect_ok(const testing::gradient_check_result& r) {
-  BOOST_TEST_MESSAGE(r.report);
-  BOOST_TEST(r.ok, "gradient check failed:\n" << r.report);
-}
-}  // namespace
 
 BOOST_AUTO_TEST_SUITE(gradients)
 
@@ -25,7 +20,7 @@ BOOST_AUTO_TEST_CASE(conv2d_kernels_strides_paddings) {
     rng r(7);
     l.init(r);
     BOOST_TEST_CONTEXT("conv " << c.k << "x" << c.k << " stride " << c.s << " pad " << c.p) {
-      expect_ok(testing::check_gradients(l, shape{3, c.cin, c.h, c.w}));
+      mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{3, c.cin, c.h, c.w}));
     }
   }
 }
@@ -35,7 +30,7 @@ BOOST_AUTO_TEST_CASE(conv2d_batched_im2col_path) {
   layers::conv2d<B> l({.in_channels = 2, .out_channels = 3, .kernel = 3, .padding = 1});
   rng r(3);
   l.init(r);
-  expect_ok(testing::check_gradients(l, shape{5, 2, 3, 3}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{5, 2, 3, 3}));
 }
 
 BOOST_AUTO_TEST_CASE(batch_norm_plain_and_fused_relu) {
@@ -46,39 +41,39 @@ BOOST_AUTO_TEST_CASE(batch_norm_plain_and_fused_relu) {
       l.gamma().value.at(i) = 0.5 + 0.3 * i;
       l.beta().value.at(i) = 0.2 - 0.1 * i;
     }
-    BOOST_TEST_CONTEXT("relu " << relu) { expect_ok(testing::check_gradients(l, shape{4, 3, 3, 2})); }
+    BOOST_TEST_CONTEXT("relu " << relu) { mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{4, 3, 3, 2})); }
   }
 }
 
 BOOST_AUTO_TEST_CASE(batch_norm_on_features) {
   layers::batch_norm<B> l({.channels = 4});
-  expect_ok(testing::check_gradients(l, shape{5, 4}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{5, 4}));
 }
 
 BOOST_AUTO_TEST_CASE(relu_layer) {
   layers::relu<B> l;
-  expect_ok(testing::check_gradients(l, shape{2, 3, 4, 4}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{2, 3, 4, 4}));
 }
 
 BOOST_AUTO_TEST_CASE(max_pool_layer) {
   for (auto o : {layers::max_pool<B>::options{3, 2, 1}, layers::max_pool<B>::options{2, 2, 0},
                  layers::max_pool<B>::options{3, 1, 1}}) {
     layers::max_pool<B> l(o);
-    expect_ok(testing::check_gradients(l, shape{2, 2, 7, 6}));
+    mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{2, 2, 7, 6}));
   }
 }
 
 BOOST_AUTO_TEST_CASE(avg_pool_layer) {
   for (auto o : {layers::avg_pool<B>::options{2, 2, 0}, layers::avg_pool<B>::options{3, 2, 1}}) {
     layers::avg_pool<B> l(o);
-    expect_ok(testing::check_gradients(l, shape{2, 2, 7, 6}));
+    mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{2, 2, 7, 6}));
   }
 }
 
 BOOST_AUTO_TEST_CASE(global_avg_pool_layer) {
   for (bool relu : {false, true}) {
     layers::global_avg_pool<B> l({.relu = relu});
-    expect_ok(testing::check_gradients(l, shape{3, 4, 3, 5}));
+    mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{3, 4, 3, 5}));
   }
 }
 
@@ -87,7 +82,7 @@ BOOST_AUTO_TEST_CASE(linear_layer) {
     layers::linear<B> l({.in_features = 6, .out_features = 4, .bias = bias});
     rng r(5);
     l.init(r);
-    expect_ok(testing::check_gradients(l, shape{3, 6}));
+    mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{3, 6}));
   }
 }
 
@@ -96,7 +91,7 @@ BOOST_AUTO_TEST_CASE(dense_layer_both_modes) {
     layers::dense_layer<B> l({.in_channels = 5, .growth = 3, .bn_size = 2, .memory_efficient = me});
     rng r(11);
     l.init(r);
-    BOOST_TEST_CONTEXT("memory_efficient " << me) { expect_ok(testing::check_gradients(l, shape{3, 5, 4, 4})); }
+    BOOST_TEST_CONTEXT("memory_efficient " << me) { mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{3, 5, 4, 4})); }
   }
 }
 
@@ -106,7 +101,7 @@ BOOST_AUTO_TEST_CASE(dense_block_both_modes) {
     rng r(13);
     l.init(r);
     BOOST_TEST_CONTEXT("memory_efficient " << me) {
-      expect_ok(testing::check_gradients(l, shape{2, 4, 3, 3}, {.max_checks_per_tensor = 40}));
+      mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{2, 4, 3, 3}, {.max_checks_per_tensor = 40}));
     }
   }
 }
@@ -115,7 +110,7 @@ BOOST_AUTO_TEST_CASE(transition_layer) {
   layers::transition<B> l({.in_channels = 6, .out_channels = 3});
   rng r(17);
   l.init(r);
-  expect_ok(testing::check_gradients(l, shape{2, 6, 5, 4}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(l, shape{2, 6, 5, 4}));
 }
 
 BOOST_AUTO_TEST_CASE(sequential_of_layers) {
@@ -127,7 +122,7 @@ BOOST_AUTO_TEST_CASE(sequential_of_layers) {
   rng r(19);
   s.get<0>().init(r);
   s.get<4>().init(r);
-  expect_ok(testing::check_gradients(s, shape{3, 2, 6, 6}));
+  mammocl::test::expect_gradients_ok(testing::check_gradients(s, shape{3, 2, 6, 6}));
   std::vector<std::string> names;
   s.for_each_parameter("m.", [&](const std::string& n, parameter<B>&) { names.push_back(n); });
   BOOST_TEST(names == (std::vector<std::string>{"m.0.weight", "m.1.weight", "m.1.bias", "m.4.weight", "m.4.bias"}),

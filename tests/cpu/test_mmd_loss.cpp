@@ -3,6 +3,8 @@
 // gradients with respect to both sets), and bad input with its exact error type.
 #include <boost/test/unit_test.hpp>
 
+#include "test_helpers.hpp"
+
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -27,10 +29,6 @@ tensor<B> random(index_t rows, index_t d, rng& r, double shift = 0) {
   tensor<B> t(shape{rows, d});
   for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = r.normal() + shift;
   return t;
-}
-void expect_ok(const testing::gradient_check_result& r) {
-  BOOST_TEST_MESSAGE(r.report);
-  BOOST_TEST(r.ok, "gradient check failed:\n" << r.report);
 }
 const tensor<B> tv_x = make(3, 2, {0, 0, 1, 0, 0, 1});
 const tensor<B> tv_y = make(2, 2, {1, 1, 2, 1});
@@ -151,7 +149,7 @@ void check_pair(const losses::mmd& loss, index_t m, index_t n, index_t d, std::u
     return v;
   };
   BOOST_TEST(f() == res.value, tt::tolerance(1e-12));
-  expect_ok(testing::check_function(f, {{"X", x, gx}, {"Y", y, gy}}));
+  mammocl::test::expect_gradients_ok(testing::check_function(f, {{"X", x, gx}, {"Y", y, gy}}));
 }
 }  // namespace
 
@@ -188,7 +186,7 @@ BOOST_AUTO_TEST_CASE(class_conditional_gradients) {
     }
     auto f = [&]() { return loss.class_conditional<B>(ctx, x, lx, y, ly, nullptr, nullptr).value; };
     BOOST_TEST_CONTEXT("estimator " << (e == est::unbiased ? "u" : "b")) {
-      expect_ok(testing::check_function(f, {{"X", x, gx}, {"Y", y, gy}}));
+      mammocl::test::expect_gradients_ok(testing::check_function(f, {{"X", x, gx}, {"Y", y, gy}}));
     }
   }
 }

@@ -25,23 +25,11 @@
 
 #include "mammocl/core/error.hpp"
 #include "mammocl/core/rng.hpp"
+#include "mammocl/eval/matrix_checks.hpp"
 
 namespace mammocl::eval {
 
 namespace detail {
-
-/// Rows of a row-major matrix after checking dim > 0, whole rows, at least `min_rows`, finite values.
-inline std::size_t inv_rows(std::span<const double> x, std::size_t dim, std::size_t min_rows, const char* what) {
-  MAMMOCL_EXPECTS(dim > 0, what, ": dimension must be positive, got 0");
-  MAMMOCL_EXPECTS(x.size() % dim == 0, what, ": ", x.size(), " values are not a whole number of rows of ",
-                  dim);
-  const std::size_t n = x.size() / dim;
-  MAMMOCL_EXPECTS(n >= min_rows, what, ": needs at least ", min_rows, " rows, got ", n);
-  for (std::size_t k = 0; k < x.size(); ++k)
-    MAMMOCL_CHECK(std::isfinite(x[k]), numeric_error, what, ": value ", x[k], " at row ", k / dim, ", column ",
-                  k % dim, " is not finite");
-  return n;
-}
 
 /// Checks that `domains` has n entries, each 0 or 1.
 inline void check_domains(std::span<const int> domains, std::size_t n, const char* what) {
@@ -147,8 +135,8 @@ struct paired_consistency {
 [[nodiscard]] inline paired_consistency paired_prediction_consistency(std::span<const double> prob_a,
                                                                       std::span<const double> prob_b,
                                                                       std::size_t classes) {
-  const std::size_t n = detail::inv_rows(prob_a, classes, 1, "paired_prediction_consistency prob_a");
-  const std::size_t nb = detail::inv_rows(prob_b, classes, 1, "paired_prediction_consistency prob_b");
+  const std::size_t n = detail::checked_rows(prob_a, classes, 1, "paired_prediction_consistency prob_a");
+  const std::size_t nb = detail::checked_rows(prob_b, classes, 1, "paired_prediction_consistency prob_b");
   MAMMOCL_EXPECTS(n == nb, "paired_prediction_consistency: prob_a has ", n, " rows but prob_b has ", nb);
   for (std::size_t k = 0; k < prob_a.size(); ++k)
     MAMMOCL_CHECK(prob_a[k] >= 0.0 && prob_a[k] <= 1.0 && prob_b[k] >= 0.0 && prob_b[k] <= 1.0, numeric_error,
@@ -178,8 +166,8 @@ struct paired_consistency {
 /// Throws: shape_error for sizes, numeric_error for non-finite values or a zero row.
 [[nodiscard]] inline double mean_paired_cosine(std::span<const double> feat_a, std::span<const double> feat_b,
                                                std::size_t dim) {
-  const std::size_t n = detail::inv_rows(feat_a, dim, 1, "mean_paired_cosine feat_a");
-  const std::size_t nb = detail::inv_rows(feat_b, dim, 1, "mean_paired_cosine feat_b");
+  const std::size_t n = detail::checked_rows(feat_a, dim, 1, "mean_paired_cosine feat_a");
+  const std::size_t nb = detail::checked_rows(feat_b, dim, 1, "mean_paired_cosine feat_b");
   MAMMOCL_EXPECTS(n == nb, "mean_paired_cosine: feat_a has ", n, " rows but feat_b has ", nb);
   double total = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -208,7 +196,7 @@ enum class mmd_estimator {
 /// Each row divided by its Euclidean norm.
 /// Pre: whole rows of dim > 0, finite values, no all-zero row. Throws: shape_error, numeric_error.
 [[nodiscard]] inline std::vector<double> l2_normalised(std::span<const double> features, std::size_t dim) {
-  const std::size_t n = detail::inv_rows(features, dim, 1, "l2_normalised features");
+  const std::size_t n = detail::checked_rows(features, dim, 1, "l2_normalised features");
   std::vector<double> out(features.begin(), features.end());
   for (std::size_t i = 0; i < n; ++i) {
     double s = 0.0;
@@ -224,7 +212,7 @@ enum class mmd_estimator {
 /// the two middle values for an even count).
 /// Pre: >= 2 rows, finite values; the median is positive. Throws: shape_error, numeric_error.
 [[nodiscard]] inline double median_heuristic_sigma2(std::span<const double> features, std::size_t dim) {
-  const std::size_t n = detail::inv_rows(features, dim, 2, "median_heuristic_sigma2 features");
+  const std::size_t n = detail::checked_rows(features, dim, 2, "median_heuristic_sigma2 features");
   std::vector<double> d;
   d.reserve(n * (n - 1) / 2);
   for (std::size_t i = 0; i < n; ++i)
@@ -246,8 +234,8 @@ enum class mmd_estimator {
 [[nodiscard]] inline double gaussian_mmd2(std::span<const double> x, std::span<const double> y, std::size_t dim,
                                           double sigma2, mmd_estimator estimator = mmd_estimator::unbiased) {
   const std::size_t min_rows = estimator == mmd_estimator::unbiased ? 2 : 1;
-  const std::size_t m = detail::inv_rows(x, dim, min_rows, "gaussian_mmd2 x");
-  const std::size_t n = detail::inv_rows(y, dim, min_rows, "gaussian_mmd2 y");
+  const std::size_t m = detail::checked_rows(x, dim, min_rows, "gaussian_mmd2 x");
+  const std::size_t n = detail::checked_rows(y, dim, min_rows, "gaussian_mmd2 y");
   MAMMOCL_CHECK(sigma2 > 0.0 && std::isfinite(sigma2), config_error, "gaussian_mmd2: sigma2 must be positive and finite, got ",
                 sigma2);
   const std::size_t t = m + n;
@@ -268,8 +256,8 @@ enum class mmd_estimator {
 ///      rows equal. Throws: shape_error, config_error, numeric_error.
 [[nodiscard]] inline double multi_kernel_mmd_reference(std::span<const double> x, std::span<const double> y,
                                                        std::size_t dim, double kernel_mul = 2.0, int kernel_num = 5) {
-  const std::size_t b = detail::inv_rows(x, dim, 1, "multi_kernel_mmd_reference x");
-  const std::size_t bn = detail::inv_rows(y, dim, 1, "multi_kernel_mmd_reference y");
+  const std::size_t b = detail::checked_rows(x, dim, 1, "multi_kernel_mmd_reference x");
+  const std::size_t bn = detail::checked_rows(y, dim, 1, "multi_kernel_mmd_reference y");
   MAMMOCL_EXPECTS(b == bn, "multi_kernel_mmd_reference: the reference slices by the source size, so x and y need "
                   "the same number of rows; got ", b, " and ", bn);
   MAMMOCL_CHECK(kernel_mul > 0.0 && kernel_num >= 1, config_error,
@@ -333,7 +321,7 @@ struct mmd_test_result {
 [[nodiscard]] inline mmd_test_result mmd_permutation_test(std::span<const double> features, std::size_t dim,
                                                           std::span<const int> labels, std::span<const int> domains,
                                                           const mmd_options& opt = {}) {
-  const std::size_t n = detail::inv_rows(features, dim, 2, "mmd_permutation_test features");
+  const std::size_t n = detail::checked_rows(features, dim, 2, "mmd_permutation_test features");
   MAMMOCL_EXPECTS(labels.size() == n, "mmd_permutation_test: ", labels.size(), " labels for ", n, " rows");
   detail::check_domains(domains, n, "mmd_permutation_test");
   MAMMOCL_CHECK(opt.permutations >= 1, config_error, "mmd_permutation_test: permutations must be at least 1");
@@ -504,7 +492,7 @@ inline void fit_logistic(const Eigen::MatrixXd& x, const std::vector<int>& y, co
 [[nodiscard]] inline pad_result proxy_a_distance(std::span<const double> features, std::size_t dim,
                                                  std::span<const int> domains, std::span<const int> image_ids,
                                                  const pad_options& opt = {}) {
-  const std::size_t n = detail::inv_rows(features, dim, 4, "proxy_a_distance features");
+  const std::size_t n = detail::checked_rows(features, dim, 4, "proxy_a_distance features");
   detail::check_domains(domains, n, "proxy_a_distance");
   MAMMOCL_EXPECTS(image_ids.size() == n, "proxy_a_distance: ", image_ids.size(), " image ids for ", n, " rows");
   MAMMOCL_CHECK(!opt.c_grid.empty(), config_error, "proxy_a_distance: the C grid is empty");
