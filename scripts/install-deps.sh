@@ -3,7 +3,7 @@
 # With --render it also tries to install Chromium, which the report test uses to render the HTML page
 # headless; without it that one check is skipped (with a message), everything else still runs.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ ccache pkg-config libeigen3-dev libboost-test-dev nlohmann-json3-dev)
+pkgs=(cmake ninja-build g++ ccache pkg-config libeigen3-dev libboost-test-dev nlohmann-json3-dev libpng-dev libdcmtk-dev)
 optional=()
 [ "${1:-}" = "--render" ] && optional=(chromium)
 sudo_cmd=""
