@@ -1,0 +1,528 @@
+#pragma once
+/// DICOM reading and writing through DCMTK (link `mammocl::dicom`).
+///
+/// `read_dicom` turns one DICOM image into a `data::image` following image.hpp's convention: the stored
+/// values of the first (or a chosen) frame, decoded by us from the unencapsulated pixel data (no
+/// DicomImage, so no VOI window is ever applied), masked to Bits Stored, sign-extended when Pixel
+/// Representation is 1, passed through the Modality LUT (Rescale Slope / Intercept) and, for
+/// MONOCHROME1, mirrored over the stored range so that larger is brighter. `write_dicom` is the inverse
+/// and is how the sigmoid-LUT domain is exported. docs/data-dicom.md has the conventions and errors.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
+#include <dcmtk/dcmdata/dccodec.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+
+#include "mammocl/core/error.hpp"
+#include "mammocl/data/image.hpp"
+
+namespace mammocl::data {
+
+/// Options of `read_dicom`.
+struct dicom_read_options {
+  /// Which frame of a multi-frame object to return (0-based). A frame index at or past Number of
+  /// Frames (0028,0008) is a config_error; single-frame files have exactly frame 0.
+  std::uint32_t frame = 0;
+};
+
+/// Options of `write_dicom`. Every image attribute (bits stored, signedness, photometric, rescale,
+/// window, VOI LUT Function, patient id, laterality, view, presentation intent, spacings) comes from
+/// `image.meta`, so that `write_dicom(read_dicom(f))` keeps what `read_dicom` understood of `f`.
+struct dicom_write_options {
+  /// Modality (0008,0060).
+  std::string modality = "MG";
+  /// Series Description (0008,103E); omitted when empty.
+  std::string series_description;
+  /// false: every pixel, after undoing inversion and rescale, must lie within 1e-3 of an integer
+  /// stored value (a config_error otherwise, so that nothing is silently quantised). true: round to the
+  /// nearest stored value (exporting float images such as a sigmoid-LUT output).
+  bool round_to_nearest = false;
+};
+
+namespace detail::dicom {
+
+/// Registers DCMTK's RLE, JPEG (IJG 8/12/16 bit) and JPEG-LS decoders exactly once per process.
+/// A function-local static makes the first call thread-safe. The codecs are deliberately never
+/// deregistered: cleanup() at static destruction could run after DCMTK's own codec list is gone.
+inline void register_decoders() {
+  static const bool once = [] {
+    DcmRLEDecoderRegistration::registerCodecs();
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    return true;
+  }();
+  (void)once;
+}
+
+/// "(gggg,eeee)" in upper-case hex, the way every error message names a tag.
+inline std::string tag_name(const DcmTagKey& key) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "(%04X,%04X)", static_cast<unsigned>(key.getGroup()),
+                static_cast<unsigned>(key.getElement()));
+  return buf;
+}
+
+inline std::string trim(std::string s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+inline std::string get_string(DcmItem& ds, const DcmTagKey& key) {
+  OFString v;
+  if (ds.findAndGetOFString(key, v, 0).good()) return trim(v.c_str());
+  return {};
+}
+
+inline std::optional<long> get_int(DcmItem& ds, const DcmTagKey& key) {
+  // US, SS and IS all answer findAndGetSint32 / findAndGetLongInt; try the binary forms first.
+  Uint16 u = 0;
+  if (ds.findAndGetUint16(key, u).good()) return static_cast<long>(u);
+  Sint32 s = 0;
+  if (ds.findAndGetSint32(key, s).good()) return static_cast<long>(s);
+  return std::nullopt;
+}
+
+inline std::optional<double> get_double(DcmItem& ds, const DcmTagKey& key, unsigned long pos = 0) {
+  Float64 v = 0;
+  if (ds.findAndGetFloat64(key, v, pos).good() && std::isfinite(v)) return static_cast<double>(v);
+  return std::nullopt;
+}
+
+/// Maps a View Code Sequence (0054,0220) code meaning to the ACR MQCM abbreviation, for MG objects that
+/// carry the view there instead of in View Position (0018,5101). Only the four standard views.
+inline std::string view_from_code_meaning(std::string meaning) {
+  for (auto& ch : meaning) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (meaning == "cranio-caudal") return "CC";
+  if (meaning == "medio-lateral oblique") return "MLO";
+  if (meaning == "medio-lateral") return "ML";
+  if (meaning == "latero-medial") return "LM";
+  return {};
+}
+
+/// Pixel layout read from the image pixel module, validated.
+struct layout {
+  long rows = 0, cols = 0, samples = 1, bits_allocated = 0, bits_stored = 0, high_bit = 0, frames = 1;
+  bool is_signed = false;
+};
+
+/// The UID and name of the transfer syntax the data set was stored in.
+inline std::string xfer_description(DcmFileFormat& ff) {
+  std::string uid = get_string(*ff.getMetaInfo(), DCM_TransferSyntaxUID);
+  const DcmXfer x(ff.getDataset()->getOriginalXfer());
+  if (uid.empty()) uid = x.getXferID();
+  std::string name = x.getXfer() == EXS_Unknown ? std::string("unknown to DCMTK") : std::string(x.getXferName());
+  return uid + " (" + name + ")";
+}
+
+/// The range the stored values can take, after the Modality LUT (lo <= hi even for a negative slope).
+inline void stored_range(int bits_stored, bool is_signed, double slope, double intercept, double& lo,
+                         double& hi) {
+  const double smin = is_signed ? -std::ldexp(1.0, bits_stored - 1) : 0.0;
+  const double smax = is_signed ? std::ldexp(1.0, bits_stored - 1) - 1.0 : std::ldexp(1.0, bits_stored) - 1.0;
+  const double a = slope * smin + intercept, b = slope * smax + intercept;
+  lo = std::min(a, b);
+  hi = std::max(a, b);
+}
+
+/// Reads and checks the image pixel module and fills `meta`; shared by read_dicom and read_dicom_header.
+inline layout read_header(DcmDataset& ds, const std::string& name, image_metadata& meta) {
+  layout L;
+  auto required = [&](const DcmTagKey& key, const char* what) {
+    const auto v = get_int(ds, key);
+    MAMMOCL_CHECK(v.has_value(), io_error, "read_dicom: ", name, ": ", what, " ", tag_name(key),
+                  " is missing; expected a positive integer");
+    return *v;
+  };
+  L.rows = required(DCM_Rows, "Rows");
+  L.cols = required(DCM_Columns, "Columns");
+  MAMMOCL_CHECK(L.rows > 0 && L.cols > 0, io_error, "read_dicom: ", name, ": Rows ", tag_name(DCM_Rows),
+                " x Columns ", tag_name(DCM_Columns), " is ", L.rows, " x ", L.cols, "; expected both > 0");
+  L.samples = get_int(ds, DCM_SamplesPerPixel).value_or(1);
+  MAMMOCL_CHECK(L.samples == 1, io_error, "read_dicom: ", name, ": Samples per Pixel ",
+                tag_name(DCM_SamplesPerPixel), " is ", L.samples,
+                "; expected 1 (only monochrome images are supported)");
+  L.bits_allocated = required(DCM_BitsAllocated, "Bits Allocated");
+  MAMMOCL_CHECK(L.bits_allocated == 8 || L.bits_allocated == 16, io_error, "read_dicom: ", name,
+                ": Bits Allocated ", tag_name(DCM_BitsAllocated), " is ", L.bits_allocated, "; expected 8 or 16");
+  L.bits_stored = get_int(ds, DCM_BitsStored).value_or(L.bits_allocated);
+  MAMMOCL_CHECK(L.bits_stored >= 1 && L.bits_stored <= L.bits_allocated, io_error, "read_dicom: ", name,
+                ": Bits Stored ", tag_name(DCM_BitsStored), " is ", L.bits_stored, "; expected 1..",
+                L.bits_allocated, " (Bits Allocated)");
+  L.high_bit = get_int(ds, DCM_HighBit).value_or(L.bits_stored - 1);
+  MAMMOCL_CHECK(L.high_bit >= L.bits_stored - 1 && L.high_bit < L.bits_allocated, io_error, "read_dicom: ",
+                name, ": High Bit ", tag_name(DCM_HighBit), " is ", L.high_bit, "; expected ",
+                L.bits_stored - 1, "..", L.bits_allocated - 1, " for Bits Stored ", L.bits_stored);
+  const long rep = get_int(ds, DCM_PixelRepresentation).value_or(0);
+  MAMMOCL_CHECK(rep == 0 || rep == 1, io_error, "read_dicom: ", name, ": Pixel Representation ",
+                tag_name(DCM_PixelRepresentation), " is ", rep, "; expected 0 (unsigned) or 1 (signed)");
+  L.is_signed = rep == 1;
+  const std::string frames = get_string(ds, DCM_NumberOfFrames);
+  if (!frames.empty()) {
+    const auto f = get_int(ds, DCM_NumberOfFrames);
+    MAMMOCL_CHECK(f.has_value() && *f >= 1, io_error, "read_dicom: ", name, ": Number of Frames ",
+                  tag_name(DCM_NumberOfFrames), " is '", frames, "'; expected an integer >= 1");
+    L.frames = *f;
+  }
+
+  meta.photometric = get_string(ds, DCM_PhotometricInterpretation);
+  if (meta.photometric.empty()) meta.photometric = "MONOCHROME2";  // ACR-NEMA files omit it
+  MAMMOCL_CHECK(meta.photometric == "MONOCHROME1" || meta.photometric == "MONOCHROME2", io_error,
+                "read_dicom: ", name, ": Photometric Interpretation ", tag_name(DCM_PhotometricInterpretation),
+                " is '", meta.photometric, "'; expected MONOCHROME1 or MONOCHROME2");
+  MAMMOCL_CHECK(!ds.tagExists(DCM_ModalityLUTSequence), io_error, "read_dicom: ", name,
+                ": Modality LUT Sequence ", tag_name(DCM_ModalityLUTSequence),
+                " is present; expected Rescale Slope/Intercept only (LUT-based modality transforms are not supported)");
+
+  meta.source = name;
+  meta.patient_id = get_string(ds, DCM_PatientID);
+  meta.laterality = get_string(ds, DCM_ImageLaterality);
+  if (meta.laterality.empty()) meta.laterality = get_string(ds, DCM_Laterality);
+  meta.view = get_string(ds, DCM_ViewPosition);
+  if (meta.view.empty()) {
+    DcmItem* item = nullptr;
+    if (ds.findAndGetSequenceItem(DCM_ViewCodeSequence, item, 0).good() && item)
+      meta.view = view_from_code_meaning(get_string(*item, DCM_CodeMeaning));
+  }
+  meta.presentation_intent = get_string(ds, DCM_PresentationIntentType);
+  meta.bits_stored = static_cast<int>(L.bits_stored);
+  meta.is_signed = L.is_signed;
+  meta.rescale_slope = get_double(ds, DCM_RescaleSlope).value_or(1.0);
+  meta.rescale_intercept = get_double(ds, DCM_RescaleIntercept).value_or(0.0);
+  MAMMOCL_CHECK(meta.rescale_slope != 0.0, io_error, "read_dicom: ", name, ": Rescale Slope ",
+                tag_name(DCM_RescaleSlope), " is 0; expected a non-zero number");
+  stored_range(meta.bits_stored, meta.is_signed, meta.rescale_slope, meta.rescale_intercept, meta.min_value,
+               meta.max_value);
+  meta.pixel_spacing_mm_row = get_double(ds, DCM_PixelSpacing, 0);
+  meta.pixel_spacing_mm_col = get_double(ds, DCM_PixelSpacing, 1);
+  meta.imager_spacing_mm_row = get_double(ds, DCM_ImagerPixelSpacing, 0);
+  meta.imager_spacing_mm_col = get_double(ds, DCM_ImagerPixelSpacing, 1);
+  meta.window_center = get_double(ds, DCM_WindowCenter, 0);
+  meta.window_width = get_double(ds, DCM_WindowWidth, 0);
+  // Pixels of a MONOCHROME1 image are mirrored over [min, max]; the window is mirrored with them so that
+  // a VOI LUT applied to `pixels` shows what the file's display pipeline would show.
+  if (meta.photometric == "MONOCHROME1" && meta.window_center)
+    meta.window_center = (meta.min_value + meta.max_value) - *meta.window_center;
+  meta.voi_lut_function = get_string(ds, DCM_VOILUTFunction);
+  return L;
+}
+
+/// Parses a whole DICOM stream held in memory. Part 10 files (preamble + "DICM") and raw little-endian
+/// data sets (no meta header, first tag in group 0008) are accepted; anything else is "not a DICOM file".
+inline std::unique_ptr<DcmFileFormat> parse(std::span<const std::uint8_t> bytes, const std::string& name,
+                                            bool until_pixel_data) {
+  const bool part10 = bytes.size() >= 132 && bytes[128] == 'D' && bytes[129] == 'I' && bytes[130] == 'C' &&
+                      bytes[131] == 'M';
+  const bool raw = !part10 && bytes.size() >= 8 && bytes[0] == 0x08 && bytes[1] == 0x00;
+  MAMMOCL_CHECK(part10 || raw, io_error, "read_dicom: ", name, ": not a DICOM file (", bytes.size(),
+                " bytes): expected 'DICM' at byte 128 after the Part 10 preamble, or a data set starting with a (0008,xxxx) element");
+  auto ff = std::make_unique<DcmFileFormat>();
+  DcmInputBufferStream in;
+  in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+  in.setEos();
+  ff->transferInit();
+  const OFCondition cond =
+      until_pixel_data
+          ? ff->readUntilTag(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, DCM_PixelData)
+          : ff->read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  ff->transferEnd();
+  in.releaseBuffer();
+  if (cond.bad()) {
+    // Name the last element DCMTK read completely: the damage is at or just after it.
+    DcmDataset* ds = ff->getDataset();
+    std::string where = "in the file meta information (0002,xxxx)";
+    if (ds && ds->card() > 0) where = "in or after element " + tag_name(ds->getElement(ds->card() - 1)->getTag());
+    MAMMOCL_THROW(io_error, "read_dicom: ", name, ": truncated or corrupt DICOM data ", where,
+                  "; expected complete elements up to and including Pixel Data (7FE0,0010) (DCMTK: ",
+                  cond.text(), ")");
+  }
+  return ff;
+}
+
+inline std::vector<std::uint8_t> read_bytes(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  MAMMOCL_CHECK(f.good(), io_error, "read_dicom: cannot open ", path.string());
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  MAMMOCL_CHECK(!f.bad(), io_error, "read_dicom: error while reading ", path.string());
+  return bytes;
+}
+
+/// Decodes one frame of a parsed data set into an image.
+inline image decode(DcmFileFormat& ff, const std::string& name, const dicom_read_options& opts) {
+  DcmDataset& ds = *ff.getDataset();
+  image_metadata meta;
+  const layout L = read_header(ds, name, meta);
+
+  DcmElement* px = nullptr;
+  MAMMOCL_CHECK(ds.findAndGetElement(DCM_PixelData, px).good() && px, io_error, "read_dicom: ", name,
+                ": Pixel Data ", tag_name(DCM_PixelData), " is missing; expected the image's pixel values");
+
+  const E_TransferSyntax xfer = ds.getOriginalXfer();
+  const DcmXfer x(xfer);
+  if (x.getXfer() == EXS_Unknown || x.isEncapsulated()) {
+    register_decoders();
+    MAMMOCL_CHECK(x.getXfer() != EXS_Unknown && DcmCodecList::canChangeCoding(xfer, EXS_LittleEndianExplicit),
+                  io_error, "read_dicom: ", name, ": unsupported transfer syntax ", xfer_description(ff),
+                  " in (0002,0010): DCMTK has no decoder for it here; expected uncompressed, RLE, JPEG "
+                  "(baseline, extended, lossless) or JPEG-LS");
+    const OFCondition c = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    MAMMOCL_CHECK(c.good() && ds.canWriteXfer(EXS_LittleEndianExplicit), io_error, "read_dicom: ", name,
+                  ": cannot decode Pixel Data ", tag_name(DCM_PixelData), " stored as ", xfer_description(ff),
+                  "; expected a valid compressed stream (DCMTK: ", c.text(), ")");
+    MAMMOCL_CHECK(ds.findAndGetElement(DCM_PixelData, px).good() && px, io_error, "read_dicom: ", name,
+                  ": Pixel Data ", tag_name(DCM_PixelData), " vanished while decoding");
+  }
+  MAMMOCL_CHECK(opts.frame < static_cast<std::uint64_t>(L.frames), config_error, "read_dicom: ", name,
+                ": frame ", opts.frame, " requested but Number of Frames ", tag_name(DCM_NumberOfFrames), " is ",
+                L.frames);
+
+  const std::size_t n = static_cast<std::size_t>(L.rows) * static_cast<std::size_t>(L.cols);
+  const std::size_t bytes_per = static_cast<std::size_t>(L.bits_allocated / 8);
+  const std::size_t need = (static_cast<std::size_t>(opts.frame) + 1) * n * bytes_per;
+  const std::size_t have = px->getLength();
+  MAMMOCL_CHECK(have >= need, io_error, "read_dicom: ", name, ": Pixel Data ", tag_name(DCM_PixelData),
+                " holds ", have, " bytes; expected at least ", need, " (", L.rows, " rows x ", L.cols,
+                " columns x ", bytes_per, " bytes", opts.frame > 0 ? " for the requested frame" : "", ")");
+
+  image img(L.rows, L.cols);
+  img.meta = meta;
+  const unsigned shift = static_cast<unsigned>(L.high_bit + 1 - L.bits_stored);
+  const std::uint32_t mask = (L.bits_stored >= 32) ? 0xffffffffu : ((1u << L.bits_stored) - 1u);
+  const std::uint32_t sign_bit = 1u << (L.bits_stored - 1);
+  const double slope = meta.rescale_slope, intercept = meta.rescale_intercept;
+  const bool invert = meta.photometric == "MONOCHROME1";
+  const double mirror = meta.min_value + meta.max_value;
+  auto convert = [&](std::uint32_t raw) {
+    std::uint32_t v = (raw >> shift) & mask;
+    const double s = (L.is_signed && (v & sign_bit)) ? static_cast<double>(v) - std::ldexp(1.0, static_cast<int>(L.bits_stored))
+                                                     : static_cast<double>(v);
+    const double m = slope * s + intercept;
+    return static_cast<float>(invert ? mirror - m : m);
+  };
+  const std::size_t first = static_cast<std::size_t>(opts.frame) * n;
+  if (L.bits_allocated == 8) {
+    Uint8* data = nullptr;
+    MAMMOCL_CHECK(px->getUint8Array(data).good() && data, io_error, "read_dicom: ", name,
+                  ": cannot read the 8-bit values of Pixel Data ", tag_name(DCM_PixelData));
+    for (std::size_t i = 0; i < n; ++i) img.pixels[i] = convert(data[first + i]);
+  } else {
+    Uint16* data = nullptr;
+    MAMMOCL_CHECK(px->getUint16Array(data).good() && data, io_error, "read_dicom: ", name,
+                  ": cannot read the 16-bit values of Pixel Data ", tag_name(DCM_PixelData));
+    for (std::size_t i = 0; i < n; ++i) img.pixels[i] = convert(data[first + i]);
+  }
+  return img;
+}
+
+/// Shortest decimal form of `v` that reads back exactly within the 16 characters DS allows ("-100",
+/// not "-1e+02"); the closest 16-character form when none is exact.
+inline std::string ds_string(double v) {
+  std::string best;
+  char buf[64];
+  for (int p = 0; p <= 17; ++p) {
+    for (const char* fmt : {"%.*g", "%.*f"}) {
+      const int len = std::snprintf(buf, sizeof buf, fmt, p, v);
+      if (len > 0 && len <= 16 && std::strtod(buf, nullptr) == v && (best.empty() || std::string(buf).size() < best.size()))
+        best = buf;
+    }
+  }
+  if (!best.empty()) return best;
+  for (int p = 16; p >= 1; --p)
+    if (std::snprintf(buf, sizeof buf, "%.*g", p, v) <= 16) break;
+  return buf;
+}
+
+inline void put(DcmDataset& ds, const DcmTagKey& key, const std::string& value, const std::string& path) {
+  const OFCondition c = ds.putAndInsertString(key, value.c_str());
+  MAMMOCL_CHECK(c.good(), io_error, "write_dicom: ", path, ": cannot set ", tag_name(key), " to '", value,
+                "' (DCMTK: ", c.text(), ")");
+}
+
+}  // namespace detail::dicom
+
+/// Reads a DICOM image held in memory; `name` stands for the file in error messages and becomes
+/// `meta.source`. Same behaviour as the path overload (which calls this one), so a fuzz harness can
+/// drive it directly. Throws io_error for malformed, truncated, non-DICOM or unsupported input.
+inline image read_dicom(std::span<const std::uint8_t> bytes, std::string_view name,
+                        const dicom_read_options& opts = {}) {
+  const std::string n(name);
+  auto ff = detail::dicom::parse(bytes, n, /*until_pixel_data=*/false);
+  return detail::dicom::decode(*ff, n, opts);
+}
+
+/// Reads one frame (`opts.frame`, default the first) of a DICOM file into an image: stored values masked
+/// to Bits Stored, sign-extended if signed, rescaled, MONOCHROME1 mirrored. See docs/data-dicom.md.
+inline image read_dicom(const std::filesystem::path& path, const dicom_read_options& opts = {}) {
+  const auto bytes = detail::dicom::read_bytes(path);
+  return read_dicom(std::span<const std::uint8_t>(bytes), path.string(), opts);
+}
+
+/// Reads only the header of a DICOM file (parsing stops at Pixel Data; nothing is decoded) and returns
+/// the metadata `read_dicom` would attach. The pixel module is validated the same way.
+inline image_metadata read_dicom_header(const std::filesystem::path& path) {
+  const auto bytes = detail::dicom::read_bytes(path);
+  const std::string n = path.string();
+  auto ff = detail::dicom::parse(std::span<const std::uint8_t>(bytes), n, /*until_pixel_data=*/true);
+  image_metadata meta;
+  detail::dicom::read_header(*ff->getDataset(), n, meta);
+  return meta;
+}
+
+/// Writes `img` as an explicit-little-endian DICOM file with new UIDs, atomically (temporary file in the
+/// same directory, then rename). Header attributes come from `img.meta` (see dicom_write_options).
+/// Pixels are mapped back to stored values: MONOCHROME1 mirrored back over the stored range, then
+/// (value - intercept) / slope. Throws config_error for metadata or pixels that cannot be stored and
+/// io_error when the file cannot be written.
+inline void write_dicom(const std::filesystem::path& path, const image& img, const dicom_write_options& opts = {}) {
+  namespace dd = detail::dicom;
+  const std::string p = path.string();
+  const image_metadata& m = img.meta;
+  MAMMOCL_CHECK(!img.empty() && img.rows > 0 && img.cols > 0 && img.rows <= 65535 && img.cols <= 65535 &&
+                    img.pixels.size() == static_cast<std::size_t>(img.rows * img.cols),
+                config_error, "write_dicom: ", p, ": image is ", img.rows, " x ", img.cols, " with ",
+                img.pixels.size(), " pixels; expected 1..65535 rows and columns and rows x cols pixels");
+  MAMMOCL_CHECK(m.bits_stored >= 8 && m.bits_stored <= 16, config_error, "write_dicom: ", p,
+                ": meta.bits_stored is ", m.bits_stored, "; expected 8..16");
+  MAMMOCL_CHECK(m.photometric == "MONOCHROME1" || m.photometric == "MONOCHROME2", config_error, "write_dicom: ",
+                p, ": meta.photometric is '", m.photometric, "'; expected MONOCHROME1 or MONOCHROME2");
+  MAMMOCL_CHECK(std::isfinite(m.rescale_slope) && m.rescale_slope != 0.0 && std::isfinite(m.rescale_intercept),
+                config_error, "write_dicom: ", p, ": rescale slope ", m.rescale_slope, " / intercept ",
+                m.rescale_intercept, "; expected a finite non-zero slope and a finite intercept");
+  MAMMOCL_CHECK(m.window_center.has_value() == m.window_width.has_value(), config_error, "write_dicom: ", p,
+                ": window centre and width must be given together");
+  MAMMOCL_CHECK(!m.window_width || *m.window_width >= 1.0, config_error, "write_dicom: ", p,
+                ": window width ", m.window_width.value_or(0.0), "; expected >= 1 (PS3.3 C.11.2.1.2)");
+
+  const int bits_allocated = m.bits_stored <= 8 ? 8 : 16;
+  double lo = 0, hi = 0;
+  dd::stored_range(m.bits_stored, m.is_signed, m.rescale_slope, m.rescale_intercept, lo, hi);
+  const bool invert = m.photometric == "MONOCHROME1";
+  const double smin = m.is_signed ? -std::ldexp(1.0, m.bits_stored - 1) : 0.0;
+  const double smax = m.is_signed ? std::ldexp(1.0, m.bits_stored - 1) - 1.0 : std::ldexp(1.0, m.bits_stored) - 1.0;
+
+  const std::size_t n = img.pixels.size();
+  std::vector<Uint16> words;
+  std::vector<Uint8> bytes;
+  if (bits_allocated == 8) bytes.resize(n); else words.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double y = img.pixels[i];
+    const double mval = invert ? (lo + hi) - y : y;
+    const double s = (mval - m.rescale_intercept) / m.rescale_slope;
+    const double r = std::nearbyint(s);
+    MAMMOCL_CHECK(std::isfinite(s) && (opts.round_to_nearest || std::fabs(s - r) <= 1e-3), config_error,
+                  "write_dicom: ", p, ": pixel ", i / static_cast<std::size_t>(img.cols), ",",
+                  i % static_cast<std::size_t>(img.cols), " value ", y, " maps to stored value ", s,
+                  ", which is not an integer; set round_to_nearest to quantise");
+    MAMMOCL_CHECK(r >= smin && r <= smax, config_error, "write_dicom: ", p, ": pixel ",
+                  i / static_cast<std::size_t>(img.cols), ",", i % static_cast<std::size_t>(img.cols), " value ",
+                  y, " maps to stored value ", r, "; expected ", smin, "..", smax, " for ", m.bits_stored,
+                  m.is_signed ? "-bit signed" : "-bit unsigned", " storage");
+    const long v = static_cast<long>(r);
+    if (bits_allocated == 8)
+      bytes[i] = static_cast<Uint8>(static_cast<std::uint8_t>(v & 0xff));
+    else
+      words[i] = static_cast<Uint16>(static_cast<std::uint16_t>(v & 0xffff));  // two's complement, sign-extended
+  }
+
+  DcmFileFormat ff;
+  DcmDataset& ds = *ff.getDataset();
+  char uid[100];
+  const bool mg = !m.presentation_intent.empty();
+  const char* sop_class = !mg ? UID_SecondaryCaptureImageStorage
+                          : m.presentation_intent == "FOR PROCESSING"
+                              ? UID_DigitalMammographyXRayImageStorageForProcessing
+                              : UID_DigitalMammographyXRayImageStorageForPresentation;
+  dd::put(ds, DCM_SOPClassUID, sop_class, p);
+  dd::put(ds, DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT), p);
+  dd::put(ds, DCM_StudyInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_STUDY_UID_ROOT), p);
+  dd::put(ds, DCM_SeriesInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT), p);
+  dd::put(ds, DCM_Modality, opts.modality, p);
+  if (!mg) dd::put(ds, DCM_ConversionType, "WSD", p);  // Secondary Capture: workstation
+  dd::put(ds, DCM_PatientName, "", p);
+  dd::put(ds, DCM_PatientID, m.patient_id, p);
+  dd::put(ds, DCM_StudyID, "", p);
+  dd::put(ds, DCM_SeriesNumber, "1", p);
+  dd::put(ds, DCM_InstanceNumber, "1", p);
+  dd::put(ds, DCM_ImageType, "DERIVED\\PRIMARY", p);
+  if (!opts.series_description.empty()) dd::put(ds, DCM_SeriesDescription, opts.series_description, p);
+  if (mg) dd::put(ds, DCM_PresentationIntentType, m.presentation_intent, p);
+  if (!m.laterality.empty()) dd::put(ds, DCM_ImageLaterality, m.laterality, p);
+  if (!m.view.empty()) dd::put(ds, DCM_ViewPosition, m.view, p);
+  if (m.pixel_spacing_mm_row && m.pixel_spacing_mm_col)
+    dd::put(ds, DCM_PixelSpacing, dd::ds_string(*m.pixel_spacing_mm_row) + "\\" + dd::ds_string(*m.pixel_spacing_mm_col), p);
+  if (m.imager_spacing_mm_row && m.imager_spacing_mm_col)
+    dd::put(ds, DCM_ImagerPixelSpacing,
+            dd::ds_string(*m.imager_spacing_mm_row) + "\\" + dd::ds_string(*m.imager_spacing_mm_col), p);
+  dd::put(ds, DCM_SamplesPerPixel, "1", p);
+  dd::put(ds, DCM_PhotometricInterpretation, m.photometric, p);
+  dd::put(ds, DCM_Rows, std::to_string(img.rows), p);
+  dd::put(ds, DCM_Columns, std::to_string(img.cols), p);
+  dd::put(ds, DCM_BitsAllocated, std::to_string(bits_allocated), p);
+  dd::put(ds, DCM_BitsStored, std::to_string(m.bits_stored), p);
+  dd::put(ds, DCM_HighBit, std::to_string(m.bits_stored - 1), p);
+  dd::put(ds, DCM_PixelRepresentation, m.is_signed ? "1" : "0", p);
+  dd::put(ds, DCM_RescaleIntercept, dd::ds_string(m.rescale_intercept), p);
+  dd::put(ds, DCM_RescaleSlope, dd::ds_string(m.rescale_slope), p);
+  dd::put(ds, DCM_RescaleType, "US", p);  // unspecified units
+  if (m.window_center) {
+    // The metadata window follows the (mirrored) pixels; the file's window follows the stored values.
+    const double c = invert ? (lo + hi) - *m.window_center : *m.window_center;
+    dd::put(ds, DCM_WindowCenter, dd::ds_string(c), p);
+    dd::put(ds, DCM_WindowWidth, dd::ds_string(*m.window_width), p);
+  }
+  if (!m.voi_lut_function.empty()) dd::put(ds, DCM_VOILUTFunction, m.voi_lut_function, p);
+  const OFCondition pc = bits_allocated == 8
+                             ? ds.putAndInsertUint8Array(DCM_PixelData, bytes.data(), static_cast<unsigned long>(n))
+                             : ds.putAndInsertUint16Array(DCM_PixelData, words.data(), static_cast<unsigned long>(n));
+  MAMMOCL_CHECK(pc.good(), io_error, "write_dicom: ", p, ": cannot set Pixel Data (7FE0,0010) (DCMTK: ",
+                pc.text(), ")");
+
+  static std::atomic<unsigned> counter{0};
+  const std::filesystem::path tmp =
+      path.parent_path() / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+                            std::to_string(counter++));
+  const OFCondition sc = ff.saveFile(tmp.string().c_str(), EXS_LittleEndianExplicit);
+  std::error_code ec;
+  if (sc.bad()) {
+    std::filesystem::remove(tmp, ec);
+    MAMMOCL_THROW(io_error, "write_dicom: cannot write ", p, " (via ", tmp.string(), "; DCMTK: ", sc.text(), ")");
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ec2;
+    std::filesystem::remove(tmp, ec2);
+    MAMMOCL_THROW(io_error, "write_dicom: cannot rename ", tmp.string(), " to ", p, ": ", ec.message());
+  }
+}
+
+}  // namespace mammocl::data
