@@ -23,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mammocl/data/dicom.hpp"
@@ -340,6 +341,43 @@ BOOST_AUTO_TEST_CASE(mg1_jpeg2000_is_unsupported) {
   const auto m = data::read_dicom_header(*p);
   BOOST_TEST(m.bits_stored == 12);
   BOOST_TEST(m.laterality == "L");
+}
+
+BOOST_AUTO_TEST_CASE(transfer_syntax_unknown_to_dcmtk_is_unsupported) {
+  auto p = dicom_file("clunie_MG_pixelspacing_test.dcm");
+  if (!p) return;
+  test::temp_dir dir("dicom-htj2k");
+  // The meta header claims HTJ2K (1.2.840.10008.1.2.4.201, newer than DCMTK 3.6.7) over an explicit LE body.
+  auto ff = load(*p);
+  ff->getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, "1.2.840.10008.1.2.4.201");
+  BOOST_TEST_REQUIRE(ff->saveFile((dir / "htj2k.dcm").string().c_str(), EXS_LittleEndianExplicit, EET_UndefinedLength,
+                                  EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta)
+                         .good());
+  BOOST_TEST_REQUIRE(meta_xfer(dir / "htj2k.dcm") == "1.2.840.10008.1.2.4.201");
+  expect_error<io_error>([&] { (void)data::read_dicom(dir / "htj2k.dcm"); },
+                         "htj2k.dcm: unsupported transfer syntax 1.2.840.10008.1.2.4.201 (unknown to DCMTK) in (0002,0010)");
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_reads_agree) {
+  const data::image* img = mg1();
+  if (!img) return;
+  test::temp_dir dir("dicom-threads");
+  const auto part = crop(*img, 1800, 900, 300, 300);
+  data::write_dicom(dir / "plain.dcm", part);
+  register_encoders();
+  const DcmRLERepresentationParameter rle;
+  transcode(dir / "plain.dcm", dir / "rle.dcm", EXS_RLELossless, &rle);
+  std::vector<std::size_t> bad(4, 0);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 10; ++k) {
+        const auto a = data::read_dicom(dir / (t % 2 ? "rle.dcm" : "plain.dcm"));
+        bad[t] += a.pixels != part.pixels;
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (std::size_t t = 0; t < 4; ++t) BOOST_TEST(bad[t] == 0u, "thread " << t);
 }
 
 // ------------------------------------------------------------------------------------------- Clunie MG

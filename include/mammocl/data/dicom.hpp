@@ -145,6 +145,16 @@ inline std::string xfer_description(DcmFileFormat& ff) {
   return uid + " (" + name + ")";
 }
 
+/// Throws "unsupported transfer syntax" when the meta header names a transfer syntax DCMTK does not know
+/// (HTJ2K, a private one, ...): DCMTK would otherwise guess an uncompressed encoding for the data set.
+inline void reject_unknown_xfer(DcmFileFormat& ff, const std::string& name) {
+  const std::string uid = get_string(*ff.getMetaInfo(), DCM_TransferSyntaxUID);
+  MAMMOCL_CHECK(uid.empty() || DcmXfer(uid.c_str()).getXfer() != EXS_Unknown, io_error, "read_dicom: ", name,
+                ": unsupported transfer syntax ", uid,
+                " (unknown to DCMTK) in (0002,0010); expected uncompressed, RLE, JPEG (baseline, extended, "
+                "lossless) or JPEG-LS");
+}
+
 /// The range the stored values can take, after the Modality LUT (lo <= hi even for a negative slope).
 inline void stored_range(int bits_stored, bool is_signed, double slope, double intercept, double& lo,
                          double& hi) {
@@ -258,6 +268,7 @@ inline std::unique_ptr<DcmFileFormat> parse(std::span<const std::uint8_t> bytes,
   ff->transferEnd();
   in.releaseBuffer();
   if (cond.bad()) {
+    reject_unknown_xfer(*ff, name);
     // Name the last element DCMTK read completely: the damage is at or just after it.
     DcmDataset* ds = ff->getDataset();
     std::string where = "in the file meta information (0002,xxxx)";
@@ -287,6 +298,7 @@ inline image decode(DcmFileFormat& ff, const std::string& name, const dicom_read
   MAMMOCL_CHECK(ds.findAndGetElement(DCM_PixelData, px).good() && px, io_error, "read_dicom: ", name,
                 ": Pixel Data ", tag_name(DCM_PixelData), " is missing; expected the image's pixel values");
 
+  reject_unknown_xfer(ff, name);
   const E_TransferSyntax xfer = ds.getOriginalXfer();
   const DcmXfer x(xfer);
   if (x.getXfer() == EXS_Unknown || x.isEncapsulated()) {
