@@ -70,6 +70,7 @@ struct cbis_image_info {
   cbis_split split = cbis_split::train;
   std::string series_uid;          ///< SeriesInstanceUID of the full image
   std::vector<std::size_t> rows;   ///< indices into `cbis_ddsm_result::rows`, one per ROI of the record
+  std::vector<std::string> crop_paths;  ///< cropped image of each ROI (parallel to `rois`; "" if unknown)
 };
 
 /// Records and report of the CBIS-DDSM reader.
@@ -219,7 +220,7 @@ namespace detail {
       rec.view = r.view;
       rec.density = r.density;
       res.records.push_back(std::move(rec));
-      res.images.push_back({r.split, r.image_series, {}});
+      res.images.push_back({r.split, r.image_series, {}, {}});
     }
     roi o;
     o.type = r.type;
@@ -229,6 +230,7 @@ namespace detail {
                     std::to_string(r.assessment) + ", subtlety " + std::to_string(r.subtlety);
     res.records[it->second].rois.push_back(std::move(o));
     res.images[it->second].rows.push_back(i);
+    res.images[it->second].crop_paths.push_back(under_root(r.crop_path));
   }
   for (const auto& [series, i] : first_row)
     if (!index.count(series))
