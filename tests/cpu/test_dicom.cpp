@@ -649,6 +649,8 @@ BOOST_AUTO_TEST_CASE(truncated_files) {
   write_bytes(dir / "half.dcm", bytes.data(), bytes.size() / 2);
   expect_error<io_error>([&] { (void)data::read_dicom(dir / "half.dcm"); },
                          (dir / "half.dcm").string() + ": truncated or corrupt DICOM data in or after element (7FE0,0010)");
+  // The header alone stops before Pixel Data, so it still reads from the cut file.
+  BOOST_TEST(data::read_dicom_header(dir / "half.dcm").bits_stored == 12);
   // An uncompressed file cut inside its pixel data.
   const data::image* img = mg1();
   if (!img) return;

@@ -35,6 +35,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcistrmb.h>
+#include <dcmtk/dcmdata/dcistrmf.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
@@ -247,26 +248,25 @@ inline layout read_header(DcmDataset& ds, const std::string& name, image_metadat
   return L;
 }
 
-/// Parses a whole DICOM stream held in memory. Part 10 files (preamble + "DICM") and raw little-endian
-/// data sets (no meta header, first tag in group 0008) are accepted; anything else is "not a DICOM file".
-inline std::unique_ptr<DcmFileFormat> parse(std::span<const std::uint8_t> bytes, const std::string& name,
-                                            bool until_pixel_data) {
-  const bool part10 = bytes.size() >= 132 && bytes[128] == 'D' && bytes[129] == 'I' && bytes[130] == 'C' &&
-                      bytes[131] == 'M';
-  const bool raw = !part10 && bytes.size() >= 8 && bytes[0] == 0x08 && bytes[1] == 0x00;
-  MAMMOCL_CHECK(part10 || raw, io_error, "read_dicom: ", name, ": not a DICOM file (", bytes.size(),
+/// Part 10 files (preamble + "DICM") and raw little-endian data sets (no meta header, first tag in group
+/// 0008) are accepted; anything else is "not a DICOM file". `head` is the start of the file, `size` its size.
+inline void check_magic(std::span<const std::uint8_t> head, std::size_t size, const std::string& name) {
+  const bool part10 = head.size() >= 132 && head[128] == 'D' && head[129] == 'I' && head[130] == 'C' &&
+                      head[131] == 'M';
+  const bool raw = !part10 && head.size() >= 8 && head[0] == 0x08 && head[1] == 0x00;
+  MAMMOCL_CHECK(part10 || raw, io_error, "read_dicom: ", name, ": not a DICOM file (", size,
                 " bytes): expected 'DICM' at byte 128 after the Part 10 preamble, or a data set starting with a (0008,xxxx) element");
+}
+
+/// Parses a DICOM stream (whole, or up to Pixel Data for the header alone).
+inline std::unique_ptr<DcmFileFormat> parse_stream(DcmInputStream& in, const std::string& name, bool until_pixel_data) {
   auto ff = std::make_unique<DcmFileFormat>();
-  DcmInputBufferStream in;
-  in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
-  in.setEos();
   ff->transferInit();
   const OFCondition cond =
       until_pixel_data
           ? ff->readUntilTag(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, DCM_PixelData)
           : ff->read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
   ff->transferEnd();
-  in.releaseBuffer();
   if (cond.bad()) {
     reject_unknown_xfer(*ff, name);
     // Name the last element DCMTK read completely: the damage is at or just after it.
@@ -277,6 +277,17 @@ inline std::unique_ptr<DcmFileFormat> parse(std::span<const std::uint8_t> bytes,
                   "; expected complete elements up to and including Pixel Data (7FE0,0010) (DCMTK: ",
                   cond.text(), ")");
   }
+  return ff;
+}
+
+/// Parses a whole DICOM stream held in memory.
+inline std::unique_ptr<DcmFileFormat> parse(std::span<const std::uint8_t> bytes, const std::string& name) {
+  check_magic(bytes, bytes.size(), name);
+  DcmInputBufferStream in;
+  in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+  in.setEos();
+  auto ff = parse_stream(in, name, /*until_pixel_data=*/false);
+  in.releaseBuffer();
   return ff;
 }
 
@@ -388,7 +399,7 @@ inline void put(DcmDataset& ds, const DcmTagKey& key, const std::string& value, 
 inline image read_dicom(std::span<const std::uint8_t> bytes, std::string_view name,
                         const dicom_read_options& opts = {}) {
   const std::string n(name);
-  auto ff = detail::dicom::parse(bytes, n, /*until_pixel_data=*/false);
+  auto ff = detail::dicom::parse(bytes, n);
   return detail::dicom::decode(*ff, n, opts);
 }
 
@@ -402,11 +413,22 @@ inline image read_dicom(const std::filesystem::path& path, const dicom_read_opti
 /// Reads only the header of a DICOM file (parsing stops at Pixel Data; nothing is decoded) and returns
 /// the metadata `read_dicom` would attach. The pixel module is validated the same way.
 inline image_metadata read_dicom_header(const std::filesystem::path& path) {
-  const auto bytes = detail::dicom::read_bytes(path);
+  namespace dd = detail::dicom;
   const std::string n = path.string();
-  auto ff = detail::dicom::parse(std::span<const std::uint8_t>(bytes), n, /*until_pixel_data=*/true);
+  std::ifstream f(path, std::ios::binary);
+  MAMMOCL_CHECK(f.good(), io_error, "read_dicom: cannot open ", n);
+  std::uint8_t head[132] = {};
+  f.read(reinterpret_cast<char*>(head), sizeof head);
+  const auto got = static_cast<std::size_t>(f.gcount());
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  dd::check_magic(std::span<const std::uint8_t>(head, got), ec ? got : static_cast<std::size_t>(size), n);
+  f.close();
+  DcmInputFileStream in(n.c_str());  // streamed: the pixel data is never read from disk
+  MAMMOCL_CHECK(in.status().good(), io_error, "read_dicom: cannot open ", n, " (DCMTK: ", in.status().text(), ")");
+  auto ff = dd::parse_stream(in, n, /*until_pixel_data=*/true);
   image_metadata meta;
-  detail::dicom::read_header(*ff->getDataset(), n, meta);
+  dd::read_header(*ff->getDataset(), n, meta);
   return meta;
 }
 
