@@ -90,7 +90,8 @@ BOOST_AUTO_TEST_CASE(plist_values_and_errors) {
       "p.plist");
   using K = plist_value::kind;
   BOOST_TEST_REQUIRE(v.is(K::dict));
-  BOOST_TEST(v.dict.size() == 8u);
+  BOOST_TEST(v.keys.size() == 8u);
+  BOOST_TEST(v.values.size() == 8u);
   BOOST_TEST(v.find("a & b")->text == "<x> AB");
   BOOST_TEST(v.find("a & b")->line == 5u);
   BOOST_TEST(v.find("n")->integer == -42);

@@ -14,7 +14,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <utility>
 #include <vector>
 
 #include "mammocl/core/error.hpp"
@@ -31,13 +30,14 @@ struct plist_value {
   double real = 0.0;                                     ///< real (and integer, converted)
   bool boolean = false;                                  ///< true / false
   std::vector<plist_value> array;                        ///< array
-  std::vector<std::pair<std::string, plist_value>> dict; ///< dict, in file order
+  std::vector<std::string> keys;                         ///< dict keys, in file order
+  std::vector<plist_value> values;                       ///< dict values, parallel to `keys`
   std::size_t line = 0;                                  ///< 1-based line of the value's opening tag
 
   /// The value of `key` in a dict, or nullptr (also when this is not a dict).
   [[nodiscard]] const plist_value* find(std::string_view key) const noexcept {
-    for (const auto& [k, v] : dict)
-      if (k == key) return &v;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == key) return &values[i];
     return nullptr;
   }
   [[nodiscard]] bool is(kind k) const noexcept { return type == k; }
@@ -249,7 +249,8 @@ class plist_parser {
         std::string key = leaf("key");
         skip_misc();
         if (starts("</")) fail("key '" + key + "' has no value");
-        v.dict.emplace_back(std::move(key), value(open_tag(), depth + 1));
+        v.values.push_back(value(open_tag(), depth + 1));
+        v.keys.push_back(std::move(key));
       }
       close_tag(tag);
     } else {
