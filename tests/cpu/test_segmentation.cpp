@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mammocl/data/segmentation.hpp"
@@ -52,40 +54,34 @@ struct topology {
 topology topology_of(const md::mask& m) {
   const std::int64_t R = m.rows, C = m.cols;
   std::vector<std::uint8_t> seen(m.values.size(), 0);
-  std::vector<std::int64_t> stack;
+  std::vector<std::pair<std::int64_t, std::int64_t>> stack;  // (row, col): no division per pixel
   topology t;
-  for (std::int64_t start = 0; start < R * C; ++start) {
-    if (!m.values[static_cast<std::size_t>(start)] || seen[static_cast<std::size_t>(start)]) continue;
-    ++t.components;
-    seen[static_cast<std::size_t>(start)] = 1;
-    stack.push_back(start);
-    while (!stack.empty()) {
-      const std::int64_t p = stack.back();
-      stack.pop_back();
-      for (std::int64_t dr = -1; dr <= 1; ++dr)
-        for (std::int64_t dc = -1; dc <= 1; ++dc) {
-          const std::int64_t r = p / C + dr, c = p % C + dc;
-          if (r < 0 || r >= R || c < 0 || c >= C) continue;
-          const auto q = static_cast<std::size_t>(r * C + c);
-          if (m.values[q] && !seen[q]) { seen[q] = 1; stack.push_back(r * C + c); }
-        }
-    }
-  }
-  // Background flood from the border with 4-connectivity; `seen` marks foreground already.
-  auto push = [&](std::int64_t r, std::int64_t c) {
+  auto visit = [&](std::int64_t r, std::int64_t c, std::uint8_t want) {
     const auto q = static_cast<std::size_t>(r * C + c);
-    if (!m.values[q] && !seen[q]) { seen[q] = 1; stack.push_back(r * C + c); }
+    if (m.values[q] == want && !seen[q]) { seen[q] = 1; stack.emplace_back(r, c); }
   };
-  for (std::int64_t c = 0; c < C; ++c) { push(0, c); push(R - 1, c); }
-  for (std::int64_t r = 0; r < R; ++r) { push(r, 0); push(r, C - 1); }
+  for (std::int64_t r0 = 0; r0 < R; ++r0)
+    for (std::int64_t c0 = 0; c0 < C; ++c0) {
+      if (!m(r0, c0) || seen[static_cast<std::size_t>(r0 * C + c0)]) continue;
+      ++t.components;
+      visit(r0, c0, 1);
+      while (!stack.empty()) {
+        const auto [r, c] = stack.back();
+        stack.pop_back();
+        for (std::int64_t rr = std::max<std::int64_t>(0, r - 1); rr <= std::min(R - 1, r + 1); ++rr)
+          for (std::int64_t cc = std::max<std::int64_t>(0, c - 1); cc <= std::min(C - 1, c + 1); ++cc) visit(rr, cc, 1);
+      }
+    }
+  // Background flood from the border with 4-connectivity; `seen` marks foreground already.
+  for (std::int64_t c = 0; c < C; ++c) { visit(0, c, 0); visit(R - 1, c, 0); }
+  for (std::int64_t r = 0; r < R; ++r) { visit(r, 0, 0); visit(r, C - 1, 0); }
   while (!stack.empty()) {
-    const std::int64_t p = stack.back();
+    const auto [r, c] = stack.back();
     stack.pop_back();
-    const std::int64_t r = p / C, c = p % C;
-    if (r > 0) push(r - 1, c);
-    if (r + 1 < R) push(r + 1, c);
-    if (c > 0) push(r, c - 1);
-    if (c + 1 < C) push(r, c + 1);
+    if (r > 0) visit(r - 1, c, 0);
+    if (r + 1 < R) visit(r + 1, c, 0);
+    if (c > 0) visit(r, c - 1, 0);
+    if (c + 1 < C) visit(r, c + 1, 0);
   }
   t.holes = std::find(seen.begin(), seen.end(), std::uint8_t{0}) != seen.end();
   return t;
