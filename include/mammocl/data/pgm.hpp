@@ -66,13 +66,17 @@ namespace detail {
 [[nodiscard]] inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path, const char* who) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) MAMMOCL_THROW(io_error, who, ": cannot open '", path.string(), "': ", std::strerror(errno));
+  // Read straight into a buffer of the file's size; keep reading past it in case the file grew, and
+  // for pipes and other files without a size.
   std::vector<std::uint8_t> bytes;
   struct ::stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-    bytes.reserve(static_cast<std::size_t>(st.st_size));
-  std::uint8_t buf[1 << 16];
+  std::size_t cap = 1 << 16;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) cap = static_cast<std::size_t>(st.st_size) + 1;
+  bytes.resize(cap);
+  std::size_t used = 0;
   for (;;) {
-    const ::ssize_t k = ::read(fd, buf, sizeof buf);
+    if (used == bytes.size()) bytes.resize(bytes.size() * 2);
+    const ::ssize_t k = ::read(fd, bytes.data() + used, bytes.size() - used);
     if (k == 0) break;
     if (k < 0) {
       if (errno == EINTR) continue;
@@ -80,8 +84,9 @@ namespace detail {
       ::close(fd);
       MAMMOCL_THROW(io_error, who, ": cannot read '", path.string(), "': ", std::strerror(err));
     }
-    bytes.insert(bytes.end(), buf, buf + k);
+    used += static_cast<std::size_t>(k);
   }
+  bytes.resize(used);
   ::close(fd);
   return bytes;
 }
