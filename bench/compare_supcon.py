@@ -28,6 +28,13 @@ processes and is flagged. Peak RSS: ours is VmHWM of bench_supcon, PyTorch's is 
                                               (raw and unit rows), compare loss values and gradients; exit 1
                                               when the losses differ by more than 1e-5 (relative)
   compare_supcon.py --json-out FILE           also write every run and the summaries as JSON
+  compare_supcon.py --torch-blas-dir DIR      also run PyTorch with the libblas.so.3 in DIR (a third column,
+                                              interleaved with the others): Debian's torch 1.13 calls the
+                                              reference (netlib) BLAS for aten::mm, and an optimised BLAS
+                                              changes the loss figures by an order of magnitude. E.g. OpenBLAS
+                                              unpacked, not installed: apt-get download libopenblas0-pthread;
+                                              dpkg -x libopenblas0-pthread_*.deb /tmp/ob; DIR =
+                                              /tmp/ob/usr/lib/x86_64-linux-gnu/openblas-pthread
 """
 from __future__ import annotations
 
@@ -98,6 +105,19 @@ def _proc_status_bytes(field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def blas_library() -> str:
+    """The BLAS shared object this process mapped (which libblas.so.3 torch resolved)."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if "blas" in path and ".so" in path:
+                    return os.path.realpath(path)
+    except OSError:
+        pass
+    return "unknown"
 
 
 def torch_worker(name: str, warmup: int, steps: int, threads: int) -> None:
@@ -172,7 +192,7 @@ def torch_worker(name: str, warmup: int, steps: int, threads: int) -> None:
             cpw.append(c / w)
             values.append(v)
     med = statistics.median(walls)
-    out.update(median_s=med, call_s=walls, cpu_per_wall=statistics.median(cpw), load_average=os.getloadavg()[0],
+    out.update(blas=blas_library(), median_s=med, call_s=walls, cpu_per_wall=statistics.median(cpw), load_average=os.getloadavg()[0],
                peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                vmhwm_bytes=_proc_status_bytes("VmHWM"))
     if kind == "loss":
@@ -217,8 +237,8 @@ def last_json_line(text: str) -> dict:
     raise ValueError("no JSON line in output:\n" + text[-2000:])
 
 
-def _run(cmd: list[str], timeout: float) -> dict:
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def _run(cmd: list[str], timeout: float, env: dict | None = None) -> dict:
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-4000:]}")
     return last_json_line(p.stdout)
@@ -234,10 +254,15 @@ def run_ours(binary: Path, name: str, args, warmup: int, steps: int) -> dict:
     return _run(cmd, args.timeout)
 
 
-def run_torch(python: str, name: str, args, warmup: int, steps: int) -> dict:
+def run_torch(python: str, name: str, args, warmup: int, steps: int, blas_dir: str | None = None) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--torch-worker", name, "--threads", str(args.threads),
            "--warmup", str(warmup), "--steps", str(steps)]
-    return _run(cmd, args.timeout)
+    env = None
+    if blas_dir:
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = blas_dir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+        env["OPENBLAS_NUM_THREADS"] = str(args.threads)
+    return _run(cmd, args.timeout, env)
 
 
 def check_values(binary: Path, python: str, seed: int) -> int:
@@ -313,7 +338,7 @@ def machine_description() -> dict:
     return info
 
 
-def summarise(name: str, ours: list[dict], theirs: list[dict]) -> dict:
+def summarise(name: str, ours: list[dict], theirs: list[dict], blas_runs: list[dict]) -> dict:
     kind, samples, size, _ = WORKLOADS[name]
     s = {"workload": name, "kind": kind, "rounds": len(ours),
          "ours_median_s": statistics.median(r["median_s"] for r in ours),
@@ -336,6 +361,16 @@ def summarise(name: str, ours: list[dict], theirs: list[dict]) -> dict:
         if kind == "step":
             s["torch_images_per_s"] = VIEWS * samples / s["torch_median_s"]
             s["images_per_s_ratio"] = s["ours_images_per_s"] / s["torch_images_per_s"]
+        s["torch_blas"] = theirs[0].get("blas", "unknown")
+    if blas_runs:
+        s.update(tblas_median_s=statistics.median(r["median_s"] for r in blas_runs),
+                 tblas_round_s=[r["median_s"] for r in blas_runs],
+                 tblas_cpu_per_wall=statistics.median(r["cpu_per_wall"] for r in blas_runs),
+                 tblas_peak_rss_bytes=int(statistics.median(r["peak_rss_bytes"] for r in blas_runs)),
+                 tblas_blas=blas_runs[0].get("blas", "unknown"))
+        s["tblas_time_ratio"] = s["ours_median_s"] / s["tblas_median_s"]
+        if kind == "step":
+            s["tblas_images_per_s"] = VIEWS * samples / s["tblas_median_s"]
     return s
 
 
@@ -360,18 +395,29 @@ def markdown(summaries: list[dict]) -> str:
                  f"{s['images_per_s_ratio']:.2f}" if step and t else "-",
                  f"{s['ours_peak_rss_bytes'] / mib:.0f}", f"{s['torch_peak_rss_bytes'] / mib:.0f}" if t else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
+    if any("tblas_median_s" in s for s in summaries):
+        lines += ["", "PyTorch with the BLAS of --torch-blas-dir (" + summaries[0].get("tblas_blas", "?") + "):", "",
+                  "| workload | ours ms | PyTorch + that BLAS ms | time ratio (ours/PyTorch) | images/s ratio "
+                  "| PyTorch peak RSS (MiB) |", "|---|---|---|---|---|---|"]
+        for s in summaries:
+            if "tblas_median_s" not in s:
+                continue
+            ipr = f"{s['ours_images_per_s'] / s['tblas_images_per_s']:.2f}" if s["kind"] == "step" else "-"
+            lines.append(f"| {label(s['workload'])} | {1e3 * s['ours_median_s']:.2f} | {1e3 * s['tblas_median_s']:.2f} "
+                         f"| {s['tblas_time_ratio']:.2f} | {ipr} | {s['tblas_peak_rss_bytes'] / mib:.0f} |")
     return "\n".join(lines)
 
 
 def rounds_table(summaries: list[dict]) -> str:
-    lines = ["| workload | ours ms per round | PyTorch ms per round | CPU/wall ours / PyTorch | load ours / PyTorch |",
-             "|---|---|---|---|---|"]
+    lines = ["| workload | ours ms per round | PyTorch ms per round | PyTorch + --torch-blas-dir ms per round "
+             "| CPU/wall ours / PyTorch / PyTorch + BLAS | load ours / PyTorch |", "|---|---|---|---|---|---|"]
     for s in summaries:
         o = ", ".join(f"{1e3 * v:.2f}" for v in s["ours_round_s"])
         t = ", ".join(f"{1e3 * v:.2f}" for v in s.get("torch_round_s", [])) or "n/a"
-        lines.append(f"| {s['workload']} | {o} | {t} | {s['ours_cpu_per_wall']:.2f} / "
-                     f"{s.get('torch_cpu_per_wall', float('nan')):.2f} | {s['ours_load_average']:.2f} / "
-                     f"{s.get('torch_load_average', float('nan')):.2f} |")
+        b = ", ".join(f"{1e3 * v:.2f}" for v in s.get("tblas_round_s", [])) or "n/a"
+        lines.append(f"| {s['workload']} | {o} | {t} | {b} | {s['ours_cpu_per_wall']:.2f} / "
+                     f"{s.get('torch_cpu_per_wall', float('nan')):.2f} / {s.get('tblas_cpu_per_wall', float('nan')):.2f} "
+                     f"| {s['ours_load_average']:.2f} / {s.get('torch_load_average', float('nan')):.2f} |")
     return "\n".join(lines)
 
 
@@ -385,6 +431,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, help="discarded calls per run (default: 3 for the loss, 2 for the step)")
     ap.add_argument("--steps", type=int, help="timed calls per run, >= 5 (default: 20 for the loss, 7 for the step)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--torch-blas-dir", help="also run PyTorch with LD_LIBRARY_PATH=DIR (a libblas.so.3 there)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per run")
     ap.add_argument("--json-out", type=Path, help="write every run and the summaries to this file")
     ap.add_argument("--check-values", action="store_true", help="compare the two losses on the same input and exit")
@@ -418,27 +465,34 @@ def main() -> int:
             return 2
         return check_values(args.binary, python, args.seed)
 
-    runs = {w: {"ours": [], "torch": []} for w in args.workloads}
+    if args.torch_blas_dir and not (Path(args.torch_blas_dir) / "libblas.so.3").exists():
+        ap.error(f"--torch-blas-dir: {args.torch_blas_dir}/libblas.so.3 does not exist")
+    runs = {w: {"ours": [], "torch": [], "torch_blas": []} for w in args.workloads}
     for rnd in range(args.rounds):
         for w in args.workloads:
             kind = WORKLOADS[w][0]
             warmup = DEFAULT_WARMUP[kind] if args.warmup is None else args.warmup
             steps = DEFAULT_STEPS[kind] if args.steps is None else args.steps
-            for fw in (["ours", "torch"] if rnd % 2 == 0 else ["torch", "ours"]):
-                if fw == "torch" and python is None:
+            order = ["ours", "torch", "torch_blas"]
+            for fw in (order if rnd % 2 == 0 else order[::-1]):
+                if fw != "ours" and (python is None or (fw == "torch_blas" and not args.torch_blas_dir)):
                     continue
-                r = run_ours(args.binary, w, args, warmup, steps) if fw == "ours" else run_torch(python, w, args, warmup, steps)
+                if fw == "ours":
+                    r = run_ours(args.binary, w, args, warmup, steps)
+                else:
+                    r = run_torch(python, w, args, warmup, steps, args.torch_blas_dir if fw == "torch_blas" else None)
                 runs[w][fw].append(r)
-                print(f"round {rnd + 1}/{args.rounds} {w} {fw:5s}: {1e3 * r['median_s']:.2f} ms, "
+                print(f"round {rnd + 1}/{args.rounds} {w} {fw:10s}: {1e3 * r['median_s']:.2f} ms, "
                       f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB, CPU/wall {r['cpu_per_wall']:.2f}, "
                       f"load {r['load_average']:.2f}", file=sys.stderr, flush=True)
 
-    summaries = [summarise(w, runs[w]["ours"], runs[w]["torch"]) for w in args.workloads]
+    summaries = [summarise(w, runs[w]["ours"], runs[w]["torch"], runs[w]["torch_blas"]) for w in args.workloads]
     machine = machine_description()
     version = next((s["torch_version"] for s in summaries if "torch_version" in s), "not measured")
     print(f"SupCon workloads, float32, {args.threads} thread(s), {datetime.date.today().isoformat()}, "
           f"{machine['cpu']} ({machine['cores']} cores, {machine['isa']}), torch {version}, {args.rounds} rounds, "
-          f"load average {os.getloadavg()[0]:.2f} at the end")
+          f"load average {os.getloadavg()[0]:.2f} at the end; PyTorch's BLAS: "
+          f"{next((s['torch_blas'] for s in summaries if 'torch_blas' in s), 'n/a')}")
     contended = sorted({f"{r['cpu_per_wall']:.2f}" for wr in runs.values() for fr in wr.values() for r in fr
                         if r["cpu_per_wall"] < CONTENDED_FRACTION * args.threads})
     if contended:
