@@ -544,7 +544,7 @@ class mutator {
 struct options {
   double seconds = 15.0;
   std::uint64_t seed = 1;
-  std::uint64_t min_iterations = 2000;
+  std::uint64_t min_iterations = 0;  // 0: the target's value, else 1000
   std::uint64_t max_iterations = 0;  // 0: no cap
   double timeout = 10.0;
   std::size_t max_len = 0;  // 0: the target's default
@@ -763,6 +763,8 @@ int main(int argc, char** argv) {
     return finish(0);
   }
 
+  const std::uint64_t min_iterations =
+      o.min_iterations ? o.min_iterations : target.min_iterations ? target.min_iterations : 1000;
   std::size_t max_len = o.max_len ? o.max_len : target.max_len;
   if (!o.max_len)
     for (const auto& e : corpus) max_len = std::max(max_len, e.data.size());
@@ -771,13 +773,17 @@ int main(int argc, char** argv) {
 
   std::printf("fuzz %s: seed %" PRIu64 ", %.1f s and at least %" PRIu64 " iterations, per-input timeout %.1f s, "
               "max length %zu, %zu seeds\n",
-              target.name.c_str(), o.seed, o.seconds, o.min_iterations, o.timeout, max_len, corpus.size());
+              target.name.c_str(), o.seed, o.seconds, min_iterations, o.timeout, max_len, corpus.size());
   std::fflush(stdout);
 
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t edges = 0;
   std::memset(cov_map, 0, map_size);
   for (const auto& e : corpus) {  // every seed once, as is: regressions and real files must pass
+    if (e.origin.rfind("regression ", 0) == 0) {
+      std::printf("fuzz %s: replaying %s\n", target.name.c_str(), e.origin.c_str());
+      std::fflush(stdout);
+    }
     run_one(e.data);
     merge_coverage(edges);
   }
@@ -791,7 +797,7 @@ int main(int argc, char** argv) {
   for (;;) {
     if (o.max_iterations && iterations >= o.max_iterations) break;
     // The clock is read every 16 iterations only; the time bound is coarse by design.
-    if (!o.max_iterations && iterations >= o.min_iterations && (iterations & 15) == 0 &&
+    if (!o.max_iterations && iterations >= min_iterations && (iterations & 15) == 0 &&
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() >= budget)
       break;
     const entry& base = corpus[pick.below(corpus.size())];

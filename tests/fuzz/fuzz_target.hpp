@@ -50,6 +50,9 @@ struct target_info {
   std::function<std::vector<generated_seed>(const std::filesystem::path& data_root)> generate;
   std::vector<std::string> dictionary;  ///< tokens worth inserting (magic numbers, keywords, tags)
   std::size_t max_len = 64 * 1024;      ///< mutated inputs are cut to max(max_len, largest seed)
+  /// Iterations run even when the time is up (0: the driver's default, 1000); slow parsers ask for fewer
+  /// so that the time bound still holds.
+  std::uint64_t min_iterations = 0;
 };
 
 /// Defined by each harness.
