@@ -636,19 +636,28 @@ BOOST_AUTO_TEST_CASE(truncated_files) {
   for (std::size_t n : {0ul, 100ul, 131ul})
     expect_error<io_error>([&] { (void)data::read_dicom(cut(n), "cut.dcm"); },
                            "cut.dcm: not a DICOM file (" + std::to_string(n) + " bytes): expected 'DICM' at byte 128");
-  // Within the meta header, a sequence, the JPEG fragments and the last byte: the last complete element.
+  // Within the meta header, a sequence, the JPEG fragments and the last byte: the element (and item)
+  // whose declared length runs past the end, found before DCMTK allocates anything.
   expect_error<io_error>([&] { (void)data::read_dicom(cut(140), "cut.dcm"); },
-                         "cut.dcm: truncated or corrupt DICOM data in the file meta information (0002,xxxx)");
+                         "cut.dcm: truncated or corrupt DICOM data in element (0002,0000) at byte 132: its length is 4 bytes but only 0 remain");
+  expect_error<io_error>([&] { (void)data::read_dicom(cut(137), "cut.dcm"); },
+                         "cut.dcm: truncated or corrupt DICOM data in the file meta information (0002,xxxx) at byte 132");
   expect_error<io_error>([&] { (void)data::read_dicom(cut(1000), "cut.dcm"); },
                          "cut.dcm: truncated or corrupt DICOM data in or after element (0008,9215)");
-  for (std::size_t n : {2000ul, bytes.size() / 2, bytes.size() - 1})
+  for (std::size_t n : {2000ul, bytes.size() / 2})
     expect_error<io_error>([&] { (void)data::read_dicom(cut(n), "cut.dcm"); },
-                           "cut.dcm: truncated or corrupt DICOM data in or after element (7FE0,0010)");
+                           "cut.dcm: truncated or corrupt DICOM data in element (7FE0,0010), item (FFFE,E000) at byte ");
+  expect_error<io_error>([&] { (void)data::read_dicom(cut(2000), "cut.dcm"); },
+                         "at byte 1548: its length is 65536 bytes but only 444 remain");
+  // Cut inside the final sequence delimiter: every length fits, DCMTK reports the missing end.
+  expect_error<io_error>([&] { (void)data::read_dicom(cut(bytes.size() - 1), "cut.dcm"); },
+                         "cut.dcm: truncated or corrupt DICOM data in or after element (7FE0,0010); expected complete "
+                         "elements up to and including Pixel Data (7FE0,0010) (DCMTK: ");
   // The path entry point names the file the same way.
   test::temp_dir dir("dicom-cut");
   write_bytes(dir / "half.dcm", bytes.data(), bytes.size() / 2);
   expect_error<io_error>([&] { (void)data::read_dicom(dir / "half.dcm"); },
-                         (dir / "half.dcm").string() + ": truncated or corrupt DICOM data in or after element (7FE0,0010)");
+                         (dir / "half.dcm").string() + ": truncated or corrupt DICOM data in element (7FE0,0010), item (FFFE,E000)");
   // The header alone stops before Pixel Data, so it still reads from the cut file.
   BOOST_TEST(data::read_dicom_header(dir / "half.dcm").bits_stored == 12);
   // An uncompressed file cut inside its pixel data.
@@ -657,7 +666,60 @@ BOOST_AUTO_TEST_CASE(truncated_files) {
   data::write_dicom(dir / "plain.dcm", crop(*img, 0, 0, 100, 100));
   const auto plain = file_bytes(dir / "plain.dcm");
   expect_error<io_error>([&] { (void)data::read_dicom(std::span(plain.data(), plain.size() - 3), "p.dcm"); },
-                         "p.dcm: truncated or corrupt DICOM data in or after element (7FE0,0010)");
+                         "p.dcm: truncated or corrupt DICOM data in element (7FE0,0010) at byte ");
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span(plain.data(), plain.size() - 3), "p.dcm"); },
+                         ": its length is 20000 bytes but only 19997 remain; expected a length within the file");
+}
+
+BOOST_AUTO_TEST_CASE(absurd_lengths_are_rejected_before_dcmtk_allocates) {
+  // A raw data set whose first element (0008,0016), VR UN, declares 1 GiB in a 20-byte input: found by
+  // the fuzz harness (DCMTK would allocate the value field before noticing the missing bytes).
+  const std::vector<std::uint8_t> raw = {0x08, 0x00, 0x16, 0x00, 'U', 'N', 0, 0, 0x00, 0x00, 0x00, 0x40,
+                                         0, 0, 0, 0, 0, 0, 0, 0};
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span(raw), "raw.dcm"); },
+                         "raw.dcm: truncated or corrupt DICOM data in element (0008,0016) at byte 0: its length is "
+                         "1073741824 bytes but only 8 remain; expected a length within the file");
+  // Rows x Columns far beyond what the compressed input could hold.
+  const data::image* img = mg1();
+  if (!img) return;
+  test::temp_dir dir("dicom-bomb");
+  data::write_dicom(dir / "plain.dcm", crop(*img, 1800, 900, 300, 300));
+  register_encoders();
+  const DcmRLERepresentationParameter rle;
+  transcode(dir / "plain.dcm", dir / "rle.dcm", EXS_RLELossless, &rle);
+  data::dicom_read_options strict;
+  strict.max_decompression_ratio = 1.0;  // the RLE file is smaller than its 180000 decoded bytes
+  expect_error<io_error>([&] { (void)data::read_dicom(dir / "rle.dcm", strict); },
+                         "rle.dcm: 1 frame(s) of 300 x 300 (Rows (0028,0010), Columns (0028,0011), Number of Frames "
+                         "(0028,0008)) would decode to 180000 bytes from a ");
+  expect_error<io_error>([&] { (void)data::read_dicom(dir / "rle.dcm", strict); },
+                         "expected at most 1 times the input (dicom_read_options::max_decompression_ratio)");
+}
+
+BOOST_AUTO_TEST_CASE(meta_header_and_jpeg_stream_checks) {
+  auto p = dicom_file("clunie_MG_pixelspacing_test.dcm");
+  if (!p) return;
+  test::temp_dir dir("dicom-meta");
+  auto ff = load(*p);
+  ff->getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, "");
+  BOOST_TEST_REQUIRE(ff->saveFile((dir / "noxfer.dcm").string().c_str(), EXS_LittleEndianExplicit,
+                                  EET_UndefinedLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta)
+                         .good());
+  expect_error<io_error>([&] { (void)data::read_dicom(dir / "noxfer.dcm"); },
+                         "noxfer.dcm: Transfer Syntax UID (0002,0010) is missing or empty in the file meta information");
+  // A JPEG baseline file whose first marker after SOI is turned into FF01 (TEM): rejected before
+  // DCMTK's decoder sees it (its bit-depth pre-scan can hang on such streams; found by the fuzz harness).
+  register_encoders();
+  const DJ_RPLossy q90(90);
+  transcode(*p, dir / "base.dcm", EXS_JPEGProcess1, &q90);
+  auto bytes = file_bytes(dir / "base.dcm");
+  const std::vector<std::uint8_t> soi = {0xFF, 0xD8, 0xFF};
+  const auto at = std::search(bytes.begin(), bytes.end(), soi.begin(), soi.end());
+  BOOST_TEST_REQUIRE((at != bytes.end()));
+  *(at + 3) = 0x01;
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span<const std::uint8_t>(bytes), "tem.dcm"); },
+                         "tem.dcm: corrupt JPEG stream in Pixel Data (7FE0,0010) fragment 1 at byte 2: unexpected "
+                         "marker FF01; expected SOI, then APPn, DQT, DHT, DRI or COM segments, then a SOFn frame header");
 }
 
 BOOST_AUTO_TEST_CASE(pgm_is_not_dicom) {

@@ -37,6 +37,9 @@
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcistrmf.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -53,6 +56,10 @@ struct dicom_read_options {
   /// Which frame of a multi-frame object to return (0-based). A frame index at or past Number of
   /// Frames (0028,0008) is a config_error; single-frame files have exactly frame 0.
   std::uint32_t frame = 0;
+  /// Upper bound on (decoded pixel bytes of all frames) / (input bytes) for encapsulated syntaxes, so
+  /// that a tiny corrupt file cannot make a decoder allocate gigabytes from its Rows x Columns.
+  /// Real mammograms compress about 2-10:1; raise it for nearly blank synthetic images.
+  double max_decompression_ratio = 1000.0;
 };
 
 /// Options of `write_dicom`. Every image attribute (bits stored, signedness, photometric, rescale,
@@ -248,6 +255,150 @@ inline layout read_header(DcmDataset& ds, const std::string& name, image_metadat
   return L;
 }
 
+/// Walks the element headers of a DICOM stream held in memory and checks that no defined value length
+/// reaches past the end of the input, before DCMTK allocates a value field of that size (DCMTK
+/// allocates first and notices the missing bytes afterwards). It follows DCMTK's reading rules: meta
+/// group explicit LE; the data set in the syntax named by (0002,0010) (raw data sets: explicit when a
+/// VR follows the first tag); explicit non-standard VRs with 4-byte lengths; sequences (explicit SQ,
+/// implicit by dictionary, undefined-length UN as implicit LE) and encapsulated Pixel Data walked item
+/// by item. Deflated data sets are not scanned (their length is only known after inflating).
+class length_scanner {
+ public:
+  length_scanner(std::span<const std::uint8_t> b, const std::string& name) : b_(b), name_(name) {}
+
+  void scan(bool part10) {
+    std::size_t p = 0;
+    bool ex = true, be = false;
+    if (part10) {
+      p = elements(132, b_.size(), /*ex=*/true, /*be=*/false, 0, /*meta_group=*/true);
+      const std::string xfer = xfer_;
+      MAMMOCL_CHECK(!xfer.empty() || p + 8 <= b_.size(), io_error, "read_dicom: ", name_,
+                    ": truncated or corrupt DICOM data in the file meta information (0002,xxxx) at byte ", p,
+                    "; expected complete elements up to and including Pixel Data (7FE0,0010)");
+      // Without a known syntax DCMTK guesses the data set's encoding (byte order included); refuse
+      // instead, so that what is parsed is what the header says.
+      MAMMOCL_CHECK(!xfer.empty(), io_error, "read_dicom: ", name_,
+                    ": Transfer Syntax UID (0002,0010) is missing or empty in the file meta information; "
+                    "expected the UID of the data set's encoding");
+      MAMMOCL_CHECK(DcmXfer(xfer.c_str()).getXfer() != EXS_Unknown, io_error, "read_dicom: ", name_,
+                    ": unsupported transfer syntax ", xfer,
+                    " (unknown to DCMTK) in (0002,0010); expected uncompressed, RLE, JPEG (baseline, extended, "
+                    "lossless) or JPEG-LS");
+      if (xfer == UID_DeflatedExplicitVRLittleEndianTransferSyntax) return;
+      ex = xfer != UID_LittleEndianImplicitTransferSyntax;
+      be = xfer == UID_BigEndianExplicitTransferSyntax;
+    } else if (b_.size() >= 6) {
+      const char v[3] = {static_cast<char>(b_[4]), static_cast<char>(b_[5]), 0};
+      ex = DcmVR(v).isStandard() && std::isupper(static_cast<unsigned char>(v[0])) &&
+           std::isupper(static_cast<unsigned char>(v[1]));
+    }
+    elements(p, b_.size(), ex, be, 0);
+  }
+
+ private:
+  std::span<const std::uint8_t> b_;
+  const std::string& name_;
+  std::string xfer_;  // (0002,0010) as found in the meta group
+  static constexpr std::uint32_t undefined = 0xFFFFFFFFu;
+
+  [[nodiscard]] std::uint16_t u16(std::size_t p, bool be) const {
+    return be ? static_cast<std::uint16_t>((b_[p] << 8) | b_[p + 1]) : static_cast<std::uint16_t>(b_[p] | (b_[p + 1] << 8));
+  }
+  [[nodiscard]] std::uint32_t u32(std::size_t p, bool be) const {
+    const std::uint32_t a = u16(p, be), c = u16(p + 2, be);
+    return be ? (a << 16) | c : (c << 16) | a;
+  }
+  /// `parent` is the sequence or Pixel Data element an item belongs to (unused for plain elements).
+  void check(std::size_t p, std::size_t h, std::uint32_t len, std::uint16_t g, std::uint16_t e,
+             const DcmTagKey& parent = DcmTagKey()) const {
+    const std::size_t left = b_.size() - p - h;
+    if (len == undefined || len <= left) return;
+    const std::string where = g == 0xFFFE ? "element " + tag_name(parent) + ", item " + tag_name(DcmTagKey(g, e))
+                                          : "element " + tag_name(DcmTagKey(g, e));
+    MAMMOCL_THROW(io_error, "read_dicom: ", name_, ": truncated or corrupt DICOM data in ", where, " at byte ", p,
+                  ": its length is ", len, " bytes but only ", left, " remain; expected a length within the file");
+  }
+  void depth_ok(int depth) const {
+    MAMMOCL_CHECK(depth <= 32, io_error, "read_dicom: ", name_,
+                  ": sequences nested deeper than 32 levels; expected a mammography header");
+  }
+
+  /// Elements starting before `end` (the end of a defined-length item, else the input), or up to an
+  /// item delimiter (returns the position after it). Lengths are checked against the whole input, as
+  /// DCMTK reads an element that starts inside an item even when it overruns the item.
+  std::size_t elements(std::size_t p, std::size_t end, bool ex, bool be, int depth, bool meta_group = false) {
+    depth_ok(depth);
+    while (p + 8 <= b_.size() && p < end) {
+      const std::uint16_t g = u16(p, be), e = u16(p + 2, be);
+      if (meta_group && g != 0x0002) return p;  // end of the file meta information
+      if (g == 0xFFFE && e == 0xE00D) return p + 8;  // end of the item
+      if (g == 0xFFFE && e == 0xE0DD) return p;      // end of the enclosing sequence
+      if (g == 0xFFFE && e == 0xE000) {              // a stray item: always a 4-byte length, no VR
+        const std::uint32_t len = u32(p + 4, be);
+        check(p, 8, len, g, e);
+        if (len == undefined) return p;
+        p += 8 + len;
+        continue;
+      }
+      std::size_t h = 8;
+      std::uint32_t len = 0;
+      DcmEVR evr = EVR_UNKNOWN;
+      if (ex) {
+        const DcmVR vr(std::string{static_cast<char>(b_[p + 4]), static_cast<char>(b_[p + 5])}.c_str());
+        evr = vr.getEVR();
+        if (vr.usesExtendedLengthEncoding()) {
+          h = 12;
+          if (p + h > b_.size()) return p;
+          len = u32(p + 8, be);
+        } else {
+          len = u16(p + 6, be);
+        }
+      } else {
+        len = u32(p + 4, be);
+        evr = DcmTag(g, e).getEVR();
+      }
+      check(p, h, len, g, e);
+      const DcmTagKey key(g, e);
+      const bool pixel = key == DCM_PixelData && (evr == EVR_OB || evr == EVR_OW || evr == EVR_ox || !ex);
+      // Sequences: SQ items in the data set's encoding; UN and unknown VRs as implicit little endian
+      // (CP-246), which is how DCMTK reads an undefined-length UN.
+      const bool as_sq = evr == EVR_SQ;
+      const bool as_un = !as_sq && !pixel && (evr == EVR_UN || evr == EVR_UNKNOWN || evr == EVR_UNKNOWN2B);
+      if (len == undefined) {
+        p = items(p + h, b_.size(), as_sq ? ex : false, as_sq ? be : false, pixel, key, depth + 1);
+        continue;
+      }
+      if (as_sq || as_un) items(p + h, p + h + len, as_sq ? ex : false, as_sq ? be : false, false, key, depth + 1);
+      if (meta_group && key == DCM_TransferSyntaxUID)
+        xfer_ = trim(std::string(reinterpret_cast<const char*>(b_.data() + p + h), len).c_str());
+      p += h + len;
+    }
+    return p;
+  }
+
+  /// Items of a sequence (or Pixel Data fragments) starting before `end`, stopping at the sequence
+  /// delimiter. Returns the position after the sequence.
+  std::size_t items(std::size_t p, std::size_t end, bool ex, bool be, bool fragments, const DcmTagKey& parent,
+                    int depth) {
+    depth_ok(depth);
+    while (p + 8 <= b_.size() && p < end) {
+      const std::uint16_t g = u16(p, be), e = u16(p + 2, be);
+      const std::uint32_t len = u32(p + 4, be);
+      if (g == 0xFFFE && e == 0xE0DD) return p + 8;
+      if (g != 0xFFFE || e != 0xE000) return p;  // not an item: DCMTK reports it or reads it as data
+      check(p, 8, len, g, e, parent);
+      if (len == undefined) {
+        if (fragments) return p;
+        p = elements(p + 8, b_.size(), ex, be, depth + 1);
+        continue;
+      }
+      if (!fragments) elements(p + 8, p + 8 + len, ex, be, depth + 1);
+      p += 8 + len;
+    }
+    return p;
+  }
+};
+
 /// Part 10 files (preamble + "DICM") and raw little-endian data sets (no meta header, first tag in group
 /// 0008) are accepted; anything else is "not a DICOM file". `head` is the start of the file, `size` its size.
 inline void check_magic(std::span<const std::uint8_t> head, std::size_t size, const std::string& name) {
@@ -283,6 +434,8 @@ inline std::unique_ptr<DcmFileFormat> parse_stream(DcmInputStream& in, const std
 /// Parses a whole DICOM stream held in memory.
 inline std::unique_ptr<DcmFileFormat> parse(std::span<const std::uint8_t> bytes, const std::string& name) {
   check_magic(bytes, bytes.size(), name);
+  const bool part10 = bytes.size() >= 132 && bytes[128] == 'D';
+  length_scanner(bytes, name).scan(part10);
   DcmInputBufferStream in;
   in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
   in.setEos();
@@ -299,8 +452,58 @@ inline std::vector<std::uint8_t> read_bytes(const std::filesystem::path& path) {
   return bytes;
 }
 
+/// Walks the marker segments of one JPEG stream up to its frame header (SOFn) and rejects anything else
+/// on the way: DCMTK's bit-depth pre-scan (DJCodecDecoder::scanJpegDataForBitDepth, 3.6.7) can loop
+/// forever on some malformed marker sequences, so it must only ever see well-formed headers.
+inline void check_jpeg_header(const Uint8* d, std::size_t n, const std::string& name, std::size_t fragment) {
+  auto fail = [&](std::size_t at, const std::string& what) {
+    MAMMOCL_THROW(io_error, "read_dicom: ", name, ": corrupt JPEG stream in Pixel Data (7FE0,0010) fragment ",
+                  fragment, " at byte ", at, ": ", what,
+                  "; expected SOI, then APPn, DQT, DHT, DRI or COM segments, then a SOFn frame header");
+  };
+  if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) fail(0, "no SOI marker (FFD8)");
+  std::size_t p = 2;
+  while (true) {
+    if (p + 4 > n) fail(p, "the stream ends before the frame header");
+    const unsigned m = (static_cast<unsigned>(d[p]) << 8) | d[p + 1];
+    const std::size_t len = (static_cast<std::size_t>(d[p + 2]) << 8) | d[p + 3];
+    const bool sof = (m >= 0xFFC0 && m <= 0xFFCF) && m != 0xFFC4 && m != 0xFFC8 && m != 0xFFCC;
+    const bool table = (m >= 0xFFE0 && m <= 0xFFEF) || m == 0xFFDB || m == 0xFFC4 || m == 0xFFDD ||
+                       m == 0xFFFE || m == 0xFFCC;
+    if (!sof && !table) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "%04X", m);
+      fail(p, std::string("unexpected marker ") + hex);
+    }
+    if (len < 2 || p + 2 + len > n) fail(p, "segment length " + std::to_string(len) + " outside the stream");
+    if (sof) return;
+    p += 2 + len;
+  }
+}
+
+/// Checks every JPEG stream start in the encapsulated Pixel Data before DCMTK decodes it.
+inline void check_jpeg_fragments(DcmElement& px, E_TransferSyntax xfer, const std::string& name) {
+  if (xfer < EXS_JPEGProcess1 || xfer > EXS_JPEGProcess14SV1) return;  // the IJG-based JPEG family only
+  DcmPixelSequence* seq = nullptr;
+  auto* pd = dynamic_cast<DcmPixelData*>(&px);
+  MAMMOCL_CHECK(pd && pd->getEncapsulatedRepresentation(xfer, nullptr, seq).good() && seq, io_error,
+                "read_dicom: ", name, ": Pixel Data (7FE0,0010) is not encapsulated; expected JPEG fragments for ",
+                DcmXfer(xfer).getXferID());
+  MAMMOCL_CHECK(seq->card() >= 2, io_error, "read_dicom: ", name,
+                ": Pixel Data (7FE0,0010) holds no JPEG fragment after the offset table");
+  for (unsigned long i = 1; i < seq->card(); ++i) {
+    DcmPixelItem* item = nullptr;
+    Uint8* d = nullptr;
+    if (seq->getItem(item, i).bad() || !item) continue;
+    const std::size_t n = item->getLength();
+    if (n == 0 || item->getUint8Array(d).bad() || !d) continue;
+    if (i == 1 || (n >= 2 && d[0] == 0xFF && d[1] == 0xD8)) check_jpeg_header(d, n, name, i);
+  }
+}
+
 /// Decodes one frame of a parsed data set into an image.
-inline image decode(DcmFileFormat& ff, const std::string& name, const dicom_read_options& opts) {
+inline image decode(DcmFileFormat& ff, const std::string& name, const dicom_read_options& opts,
+                    std::size_t input_bytes) {
   DcmDataset& ds = *ff.getDataset();
   image_metadata meta;
   const layout L = read_header(ds, name, meta);
@@ -313,7 +516,15 @@ inline image decode(DcmFileFormat& ff, const std::string& name, const dicom_read
   const E_TransferSyntax xfer = ds.getOriginalXfer();
   const DcmXfer x(xfer);
   if (x.getXfer() == EXS_Unknown || x.isEncapsulated()) {
+    const double decoded = static_cast<double>(L.rows) * static_cast<double>(L.cols) *
+                           static_cast<double>(L.bits_allocated / 8) * static_cast<double>(L.frames);
+    MAMMOCL_CHECK(decoded <= opts.max_decompression_ratio * static_cast<double>(std::max<std::size_t>(input_bytes, 1)),
+                  io_error, "read_dicom: ", name, ": ", L.frames, " frame(s) of ", L.rows, " x ", L.cols,
+                  " (Rows (0028,0010), Columns (0028,0011), Number of Frames (0028,0008)) would decode to ",
+                  decoded, " bytes from a ", input_bytes, "-byte input; expected at most ",
+                  opts.max_decompression_ratio, " times the input (dicom_read_options::max_decompression_ratio)");
     register_decoders();
+    if (x.getXfer() != EXS_Unknown) check_jpeg_fragments(*px, xfer, name);
     MAMMOCL_CHECK(x.getXfer() != EXS_Unknown && DcmCodecList::canChangeCoding(xfer, EXS_LittleEndianExplicit),
                   io_error, "read_dicom: ", name, ": unsupported transfer syntax ", xfer_description(ff),
                   " in (0002,0010): DCMTK has no decoder for it here; expected uncompressed, RLE, JPEG "
@@ -400,7 +611,7 @@ inline image read_dicom(std::span<const std::uint8_t> bytes, std::string_view na
                         const dicom_read_options& opts = {}) {
   const std::string n(name);
   auto ff = detail::dicom::parse(bytes, n);
-  return detail::dicom::decode(*ff, n, opts);
+  return detail::dicom::decode(*ff, n, opts, bytes.size());
 }
 
 /// Reads one frame (`opts.frame`, default the first) of a DICOM file into an image: stored values masked
