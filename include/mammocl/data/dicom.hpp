@@ -270,7 +270,10 @@ class length_scanner {
     std::size_t p = 0;
     bool ex = true, be = false;
     if (part10) {
-      p = elements(132, b_.size(), /*ex=*/true, /*be=*/false, 0, /*meta_group=*/true);
+      // Like DCMTK, read the meta group as implicit VR when its first element carries no valid VR.
+      const bool meta_ex = b_.size() >= 138 &&
+                           DcmVR(std::string{static_cast<char>(b_[136]), static_cast<char>(b_[137])}.c_str()).isStandard();
+      p = elements(132, b_.size(), meta_ex, /*be=*/false, 0, /*meta_group=*/true);
       const std::string xfer = xfer_;
       MAMMOCL_CHECK(!xfer.empty() || p + 8 <= b_.size(), io_error, "read_dicom: ", name_,
                     ": truncated or corrupt DICOM data in the file meta information (0002,xxxx) at byte ", p,
