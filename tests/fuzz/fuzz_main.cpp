@@ -4,7 +4,7 @@
 //
 // Usage: fuzz_<parser> [--seconds=S] [--seed=N] [--min-iterations=N] [--max-iterations=N] [--timeout=S]
 //                      [--max-len=N] [--data=DIR] [--artifacts=DIR] [--write-corpus=DIR] [--no-regressions]
-//                      [FILE|DIR ...]
+//                      [--default-seconds=S] [--default-seed=N] [FILE|DIR ...]
 // With FILE/DIR arguments it only replays those inputs (libFuzzer's convention), which is how a saved
 // crash is reproduced. See tests/fuzz/README.md.
 //
@@ -133,6 +133,14 @@ void append(char* dst, std::size_t cap, const char* s) {
   while (*s && n + 1 < cap) dst[n++] = *s++;
   dst[n] = 0;
 }
+void append_dec(char* dst, std::size_t cap, std::uint64_t v) {
+  char buf[21];
+  int i = 20;
+  buf[i] = 0;
+  do buf[--i] = static_cast<char>('0' + v % 10);
+  while ((v /= 10) != 0);
+  append(dst, cap, buf + i);
+}
 void append_hex(char* dst, std::size_t cap, std::uint64_t v) {
   char buf[17];
   for (int i = 15; i >= 0; --i, v >>= 4) buf[i] = "0123456789abcdef"[v & 15];
@@ -156,10 +164,10 @@ void save_current_input(const char* kind, const char* why) {
   put(target_name);
   put("': ");
   put(why);
-  put("\n==fuzz== seed 0x");
-  char seed_hex[20] = "";
-  append_hex(seed_hex, sizeof seed_hex, run_seed);
-  put(seed_hex);
+  put("\n==fuzz== seed ");
+  char seed_dec[24] = "";
+  append_dec(seed_dec, sizeof seed_dec, run_seed);
+  put(seed_dec);
   const int fd = cur_data ? ::open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
   if (!cur_data) {
     put("\n==fuzz== (outside the harness: no input was running)\n");
@@ -557,7 +565,7 @@ struct options {
   std::fprintf(stderr,
                "fuzz: %s\nusage: fuzz_<parser> [--seconds=S] [--seed=N] [--min-iterations=N] [--max-iterations=N]\n"
                "       [--timeout=S] [--max-len=N] [--data=DIR] [--artifacts=DIR] [--write-corpus=DIR] [--no-regressions]\n"
-               "       [FILE|DIR ...]\n"
+               "       [--default-seconds=S] [--default-seed=N] [FILE|DIR ...]\n"
                "environment: MAMMOCL_FUZZ_SECONDS, MAMMOCL_FUZZ_SEED, MAMMOCL_FUZZ_MIN_ITERATIONS, MAMMOCL_DATA\n",
                msg.c_str());
   std::exit(2);
@@ -578,6 +586,13 @@ std::uint64_t to_u64(const std::string& what, const std::string& v) {
 
 options parse_options(int argc, char** argv) {
   options o;
+  // Precedence: --seconds / --seed, then the environment, then --default-seconds / --default-seed (what
+  // ctest passes, so that `MAMMOCL_FUZZ_SECONDS=60 ctest -L fuzz` still works), then 15 s and seed 1.
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--default-seconds=", 0) == 0) o.seconds = to_double("--default-seconds", a.substr(18));
+    if (a.rfind("--default-seed=", 0) == 0) o.seed = to_u64("--default-seed", a.substr(15));
+  }
   if (const char* e = std::getenv("MAMMOCL_FUZZ_SECONDS"); e && *e) o.seconds = to_double("MAMMOCL_FUZZ_SECONDS", e);
   if (const char* e = std::getenv("MAMMOCL_FUZZ_SEED"); e && *e) o.seed = to_u64("MAMMOCL_FUZZ_SEED", e);
   if (const char* e = std::getenv("MAMMOCL_FUZZ_MIN_ITERATIONS"); e && *e)
@@ -596,6 +611,8 @@ options parse_options(int argc, char** argv) {
       o.regressions = false;
     } else if (eq == std::string::npos) {
       usage_error("unknown or incomplete flag '" + a + "' (flags take the form --name=value)");
+    } else if (key == "--default-seconds" || key == "--default-seed") {
+      // handled above
     } else if (key == "--seconds") {
       o.seconds = to_double(key, val);
     } else if (key == "--seed") {
