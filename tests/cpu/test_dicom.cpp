@@ -679,6 +679,22 @@ BOOST_AUTO_TEST_CASE(absurd_lengths_are_rejected_before_dcmtk_allocates) {
   expect_error<io_error>([&] { (void)data::read_dicom(std::span(raw), "raw.dcm"); },
                          "raw.dcm: truncated or corrupt DICOM data in element (0008,0016) at byte 0: its length is "
                          "1073741824 bytes but only 8 remain; expected a length within the file");
+  // The same behind DCMTK's reading rules: a (FFFE,xxxx) tag that is not an item is an ordinary element
+  // (non-standard upper-case VR 'ON': 4-byte length), and an undefined-length UN is a sequence read as
+  // implicit little endian (CP-246) whose nested element declares 1 GiB.
+  const std::vector<std::uint8_t> fffe = {0x08, 0x00, 0x16, 0x00, 'U', 'I', 2, 0, '1', 0,
+                                          0xFE, 0xFF, 0x0D, 0x4D, 'O', 'N', 0, 0, 0, 0, 0, 0x40,
+                                          0, 0, 0, 0, 0, 0, 0, 0};
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span(fffe), "fffe.dcm"); },
+                         "fffe.dcm: truncated or corrupt DICOM data in element (FFFE,4D0D) at byte 10: its length is "
+                         "1073741824 bytes but only 8 remain");
+  const std::vector<std::uint8_t> un = {0x08, 0x00, 0x16, 0x00, 'U',  'I',  2,    0,    '1',  0,
+                                        0x09, 0x00, 0x10, 0x00, 'U',  'N',  0,    0,    0xFF, 0xFF, 0xFF, 0xFF,
+                                        0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF,
+                                        0x08, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x40, 0, 0, 0, 0};
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span(un), "un.dcm"); },
+                         "un.dcm: truncated or corrupt DICOM data in element (0008,0020) at byte 30: its length is "
+                         "1073741824 bytes but only 4 remain");
   // Rows x Columns far beyond what the compressed input could hold.
   const data::image* img = mg1();
   if (!img) return;

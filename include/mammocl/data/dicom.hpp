@@ -316,7 +316,8 @@ class length_scanner {
              const DcmTagKey& parent = DcmTagKey()) const {
     const std::size_t left = b_.size() - p - h;
     if (len == undefined || len <= left) return;
-    const std::string where = g == 0xFFFE ? "element " + tag_name(parent) + ", item " + tag_name(DcmTagKey(g, e))
+    const bool item = g == 0xFFFE && e == 0xE000 && !(parent == DcmTagKey());
+    const std::string where = item ? "element " + tag_name(parent) + ", item " + tag_name(DcmTagKey(g, e))
                                           : "element " + tag_name(DcmTagKey(g, e));
     MAMMOCL_THROW(io_error, "read_dicom: ", name_, ": truncated or corrupt DICOM data in ", where, " at byte ", p,
                   ": its length is ", len, " bytes but only ", left, " remain; expected a length within the file");
