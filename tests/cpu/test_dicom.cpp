@@ -129,6 +129,67 @@ void write_bytes(const fs::path& p, const std::uint8_t* d, std::size_t n) {
   f.write(reinterpret_cast<const char*>(d), static_cast<std::streamsize>(n));
 }
 
+/// Rewrites (0002,0000) of a Part 10 file to the byte count of the (0002,xxxx) elements that follow it.
+/// saveFile(..., EWM_dontUpdateMeta) keeps the old group length after a meta element changed size, and
+/// read_dicom refuses a group length that disagrees with its elements (DCMTK would read past or stop short).
+void fix_meta_group_length(const fs::path& p) {
+  auto b = file_bytes(p);
+  BOOST_TEST_REQUIRE(b.size() >= 144);
+  std::size_t q = 144;
+  while (q + 8 <= b.size() && b[q] == 0x02 && b[q + 1] == 0x00) {
+    const std::string vr{static_cast<char>(b[q + 4]), static_cast<char>(b[q + 5])};
+    const bool ext = DcmVR(vr.c_str()).usesExtendedLengthEncoding();
+    const std::size_t len = ext ? (b[q + 8] | (b[q + 9] << 8) | (b[q + 10] << 16) | (static_cast<std::size_t>(b[q + 11]) << 24))
+                                : (b[q + 6] | (b[q + 7] << 8));
+    q += (ext ? 12 : 8) + len;
+  }
+  const auto glen = static_cast<std::uint32_t>(q - 144);
+  for (int i = 0; i < 4; ++i) b[140 + i] = static_cast<std::uint8_t>(glen >> (8 * i));
+  write_bytes(p, b.data(), b.size());
+}
+
+/// Little-endian bytes of a 16/32-bit value, for hand-written DICOM streams.
+void le(std::vector<std::uint8_t>& out, std::uint32_t v, int n) {
+  for (int i = 0; i < n; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+/// One explicit VR little endian element with a short (2-byte length) VR.
+std::vector<std::uint8_t> el(std::uint16_t g, std::uint16_t e, const char* vr, const std::string& value) {
+  std::vector<std::uint8_t> out;
+  le(out, g, 2);
+  le(out, e, 2);
+  out.push_back(static_cast<std::uint8_t>(vr[0]));
+  out.push_back(static_cast<std::uint8_t>(vr[1]));
+  le(out, static_cast<std::uint32_t>(value.size()), 2);
+  out.insert(out.end(), value.begin(), value.end());
+  return out;
+}
+
+/// A Part 10 stream: 128-byte preamble, "DICM", (0002,0000) = `glen` (or the size of `meta` when
+/// negative), then `meta` and `body`.
+std::vector<std::uint8_t> part10(const std::vector<std::vector<std::uint8_t>>& meta, const std::vector<std::uint8_t>& body,
+                                 long glen = -1) {
+  std::vector<std::uint8_t> out(128, 0);
+  for (char c : {'D', 'I', 'C', 'M'}) out.push_back(static_cast<std::uint8_t>(c));
+  std::vector<std::uint8_t> m;
+  for (const auto& e : meta) m.insert(m.end(), e.begin(), e.end());
+  const auto gl = el(0x0002, 0x0000, "UL", std::string(4, '\0'));
+  out.insert(out.end(), gl.begin(), gl.end());
+  const auto v = static_cast<std::uint32_t>(glen < 0 ? static_cast<long>(m.size()) : glen);
+  for (int i = 0; i < 4; ++i) out[140 + i] = static_cast<std::uint8_t>(v >> (8 * i));
+  out.insert(out.end(), m.begin(), m.end());
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+/// A reproducer of the fuzz harness (tests/fuzz/regressions/dicom/), read from the source tree.
+std::vector<std::uint8_t> regression(const std::string& file) {
+  const fs::path p = fs::path(MAMMOCL_SOURCE_DIR) / "tests" / "fuzz" / "regressions" / "dicom" / file;
+  auto b = file_bytes(p);
+  BOOST_TEST_REQUIRE(!b.empty(), "cannot read " << p.string());
+  return b;
+}
+
 /// Encoders for the round trips, registered once (the library registers only decoders).
 void register_encoders() {
   static const bool once = [] {
@@ -354,6 +415,12 @@ BOOST_AUTO_TEST_CASE(transfer_syntax_unknown_to_dcmtk_is_unsupported) {
                                   EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta)
                          .good());
   BOOST_TEST_REQUIRE(meta_xfer(dir / "htj2k.dcm") == "1.2.840.10008.1.2.4.201");
+  // DCMTK kept the old group length (196) although the UID grew by 6 bytes: refused as such.
+  expect_error<io_error>([&] { (void)data::read_dicom(dir / "htj2k.dcm"); },
+                         "htj2k.dcm: non-canonical file meta information at byte 328: element (0002,0016) of 8 bytes "
+                         "runs past the end of the group at byte 340 (File Meta Information Group Length (0002,0000) "
+                         "is 196); expected the group length to cover every (0002,xxxx) element");
+  fix_meta_group_length(dir / "htj2k.dcm");
   expect_error<io_error>([&] { (void)data::read_dicom(dir / "htj2k.dcm"); },
                          "htj2k.dcm: unsupported transfer syntax 1.2.840.10008.1.2.4.201 (unknown to DCMTK) in (0002,0010)");
 }
@@ -721,6 +788,7 @@ BOOST_AUTO_TEST_CASE(meta_header_and_jpeg_stream_checks) {
   BOOST_TEST_REQUIRE(ff->saveFile((dir / "noxfer.dcm").string().c_str(), EXS_LittleEndianExplicit,
                                   EET_UndefinedLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta)
                          .good());
+  fix_meta_group_length(dir / "noxfer.dcm");
   expect_error<io_error>([&] { (void)data::read_dicom(dir / "noxfer.dcm"); },
                          "noxfer.dcm: Transfer Syntax UID (0002,0010) is missing or empty in the file meta information");
   // A JPEG baseline file whose first marker after SOI is turned into FF01 (TEM): rejected before
@@ -736,6 +804,90 @@ BOOST_AUTO_TEST_CASE(meta_header_and_jpeg_stream_checks) {
   expect_error<io_error>([&] { (void)data::read_dicom(std::span<const std::uint8_t>(bytes), "tem.dcm"); },
                          "tem.dcm: corrupt JPEG stream in Pixel Data (7FE0,0010) fragment 1 at byte 2: unexpected "
                          "marker FF01; expected SOI, then APPn, DQT, DHT, DRI or COM segments, then a SOFn frame header");
+}
+
+// The three ways past the length pre-scan found by tests/fuzz/fuzz_dicom (reproducers in
+// tests/fuzz/regressions/dicom/): each made DCMTK allocate 1 GiB because it read the bytes differently
+// from the scanner. Each is now refused before DCMTK reads anything.
+BOOST_AUTO_TEST_CASE(fuzz_regression_meta_group_length_zero) {
+  // (0002,0000) = 0 ends the group for DCMTK before (0002,0010) (big endian), which the old scanner used.
+  const auto b = regression("huge-alloc-meta-group-length-zero.dcm");
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span(b), "gl0.dcm"); },
+                         "gl0.dcm: non-canonical file meta information at byte 144: element (0002,0010) follows the "
+                         "end of the group (File Meta Information Group Length (0002,0000) is 0); expected the group "
+                         "length to cover every (0002,xxxx) element");
+}
+
+BOOST_AUTO_TEST_CASE(fuzz_regression_part10_needs_all_four_magic_bytes) {
+  // "DICX" at 128: a raw implicit-LE data set for DCMTK, scanned as such from byte 0.
+  const auto b = regression("huge-alloc-part10-test-checks-only-D.dcm");
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span(b), "dicx.dcm"); },
+                         "dicx.dcm: truncated or corrupt DICOM data in element (0008,0016) at byte 0: its length is "
+                         "1073741824 bytes but only 152 remain; expected a length within the file");
+}
+
+BOOST_AUTO_TEST_CASE(fuzz_regression_transfer_syntax_twice) {
+  // DCMTK keeps the first (0002,0010) (little endian), the old scanner the last (big endian).
+  const auto b = regression("huge-alloc-transfer-syntax-twice.dcm");
+  expect_error<io_error>([&] { (void)data::read_dicom(std::span(b), "twice.dcm"); },
+                         "twice.dcm: non-canonical file meta information at byte 172: element (0002,0010) repeats or "
+                         "follows (0002,0010); expected each file meta element once, in ascending tag order");
+}
+
+BOOST_AUTO_TEST_CASE(meta_group_must_be_canonical) {
+  const std::string le_expl("1.2.840.10008.1.2.1\0", 20), be_expl("1.2.840.10008.1.2.2", 19);
+  const auto ts_le = el(0x0002, 0x0010, "UI", le_expl);
+  const auto ts_be = el(0x0002, 0x0010, "UI", be_expl + std::string(1, '\0'));
+  const auto body = el(0x0008, 0x0016, "UI", std::string("1\0", 2));
+  auto read = [](const std::vector<std::uint8_t>& b) { (void)data::read_dicom(std::span(b), "m.dcm"); };
+  // Out of order (a later duplicate is the same case).
+  expect_error<io_error>([&] { read(part10({ts_le, el(0x0002, 0x0002, "UI", std::string("1.2\0", 4))}, body)); },
+                         "m.dcm: non-canonical file meta information at byte 172: element (0002,0002) repeats or "
+                         "follows (0002,0010); expected each file meta element once, in ascending tag order");
+  // A group length that covers part of the data set, or ends inside an element, or past the input.
+  expect_error<io_error>([&] { read(part10({ts_le}, body, 28 + 10)); },
+                         "m.dcm: non-canonical file meta information at byte 172: element (0008,0016) lies inside the "
+                         "group (File Meta Information Group Length (0002,0000) is 38); expected only (0002,xxxx) "
+                         "elements there");
+  expect_error<io_error>([&] { read(part10({ts_le}, body, 10)); },
+                         "m.dcm: non-canonical file meta information at byte 144: element (0002,0010) of 20 bytes runs "
+                         "past the end of the group at byte 154 (File Meta Information Group Length (0002,0000) is "
+                         "10); expected the group length to cover every (0002,xxxx) element");
+  expect_error<io_error>([&] { read(part10({ts_le}, body, 1000)); },
+                         "m.dcm: truncated or corrupt DICOM data in the file meta information: File Meta Information "
+                         "Group Length (0002,0000) at byte 132 is 1000 bytes but only 38 remain");
+  // No group length, or an implicit VR meta group (DCMTK guesses both).
+  std::vector<std::uint8_t> nogl(128, 0);
+  for (char c : {'D', 'I', 'C', 'M'}) nogl.push_back(static_cast<std::uint8_t>(c));
+  nogl.insert(nogl.end(), ts_le.begin(), ts_le.end());
+  nogl.insert(nogl.end(), body.begin(), body.end());
+  expect_error<io_error>([&] { read(nogl); },
+                         "m.dcm: non-canonical file meta information at byte 132: the first element is (0002,0010) with "
+                         "VR 'UI'; expected File Meta Information Group Length (0002,0000), VR UL, length 4");
+  std::vector<std::uint8_t> implicit(128, 0);
+  for (char c : {'D', 'I', 'C', 'M'}) implicit.push_back(static_cast<std::uint8_t>(c));
+  for (std::uint8_t v : {0x02, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x1C, 0x00, 0x00, 0x00}) implicit.push_back(v);
+  implicit.insert(implicit.end(), ts_le.begin(), ts_le.end());
+  expect_error<io_error>([&] { read(implicit); },
+                         "m.dcm: non-canonical file meta information at byte 132: the first element is (0002,0000) with "
+                         "VR '\\x04\\x00'; expected File Meta Information Group Length (0002,0000), VR UL, length 4");
+  // A VR that is not a standard one.
+  expect_error<io_error>([&] { read(part10({el(0x0002, 0x0010, "ZZ", le_expl)}, body)); },
+                         "m.dcm: non-canonical file meta information at byte 144: element (0002,0010) has VR 'ZZ'; "
+                         "expected a standard non-sequence VR");
+  // Deflated data sets: DCMTK inflates them, so their lengths cannot be checked first.
+  expect_error<io_error>([&] { read(part10({el(0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1.99")}, body)); },
+                         "m.dcm: unsupported transfer syntax 1.2.840.10008.1.2.1.99 (");
+  expect_error<io_error>([&] { read(part10({el(0x0002, 0x0010, "UI", "1.2.840.10008.1.2.1.99")}, body)); },
+                         ") in (0002,0010): a deflated data set cannot be checked before DCMTK inflates it");
+  // A canonical big-endian file is read in big endian by both: the 1 GiB length is caught ...
+  std::vector<std::uint8_t> be_un = {0x00, 0x08, 0x00, 0x16, 'U', 'N', 0, 0, 0x40, 0x00, 0x00, 0x00, 0, 0, 0, 0};
+  expect_error<io_error>([&] { read(part10({ts_be}, be_un)); },
+                         "m.dcm: truncated or corrupt DICOM data in element (0008,0016) at byte 172: its length is "
+                         "1073741824 bytes but only 4 remain");
+  // ... and a well-formed one parses (it only lacks the image module).
+  const std::vector<std::uint8_t> be_ok = {0x00, 0x08, 0x00, 0x16, 'U', 'I', 0x00, 0x02, '1', 0};
+  expect_error<io_error>([&] { read(part10({ts_be}, be_ok)); }, "m.dcm: Rows (0028,0010) is missing");
 }
 
 BOOST_AUTO_TEST_CASE(pgm_is_not_dicom) {

@@ -254,47 +254,66 @@ inline layout read_header(DcmDataset& ds, const std::string& name, image_metadat
   return L;
 }
 
+/// Where and how DCMTK is to read the data set: `parse` hands DCMTK exactly this, so that the encoding
+/// the length pre-scan checked is the one DCMTK parses (no auto-detection left to DCMTK).
+struct scan_plan {
+  std::size_t data_start = 0;                        ///< first byte of the data set (after the meta group)
+  E_TransferSyntax xfer = EXS_LittleEndianImplicit;  ///< the data set's encoding
+};
+
 /// Walks the element headers of a DICOM stream held in memory and checks that no defined value length
 /// reaches past the end of the input, before DCMTK allocates a value field of that size (DCMTK
-/// allocates first and notices the missing bytes afterwards). It follows DCMTK's reading rules: meta
-/// group explicit LE; the data set in the syntax named by (0002,0010) (raw data sets: explicit when a
-/// VR follows the first tag); explicit non-standard VRs with 4-byte lengths; sequences (explicit SQ,
-/// implicit by dictionary, undefined-length UN as implicit LE) and encapsulated Pixel Data walked item
-/// by item. Deflated data sets are not scanned (their length is only known after inflating).
+/// allocates first and notices the missing bytes afterwards). Re-implementing DCMTK's reading rules is
+/// fragile (every place where the two read the same bytes differently lets an unchecked length
+/// through), so the scanner decides instead of guessing: it returns where the data set starts and in
+/// which syntax, and `parse` makes DCMTK read the meta group and the data set separately with exactly
+/// that. Only a canonical file meta group is accepted (explicit VR little endian, (0002,0000) first and
+/// equal to the bytes of the elements that follow, each (0002,xxxx) element once and in ascending order,
+/// standard VRs, no sequences or undefined lengths); anything DCMTK might read differently is refused.
+/// Within the data set it follows DCMTK's rules: explicit non-standard VRs with 4-byte lengths;
+/// sequences (explicit SQ, implicit by dictionary, undefined-length UN as implicit LE) and encapsulated
+/// Pixel Data walked item by item. Deflated data sets are refused (their lengths are only known after
+/// inflating, inside DCMTK).
 class length_scanner {
  public:
   length_scanner(std::span<const std::uint8_t> b, const std::string& name) : b_(b), name_(name) {}
 
-  void scan(bool part10) {
-    std::size_t p = 0;
+  /// `part10`: the input has "DICM" at byte 128 (check_magic's verdict).
+  scan_plan scan(bool part10) {
+    scan_plan plan;
     bool ex = true, be = false;
     if (part10) {
-      // Like DCMTK, read the meta group as implicit VR when its first element carries no valid VR.
-      const bool meta_ex = b_.size() >= 138 &&
-                           DcmVR(std::string{static_cast<char>(b_[136]), static_cast<char>(b_[137])}.c_str()).isStandard();
-      p = elements(132, b_.size(), meta_ex, /*be=*/false, 0, /*meta_group=*/true);
+      plan.data_start = meta_group(132);
       const std::string xfer = xfer_;
-      MAMMOCL_CHECK(!xfer.empty() || p + 8 <= b_.size(), io_error, "read_dicom: ", name_,
-                    ": truncated or corrupt DICOM data in the file meta information (0002,xxxx) at byte ", p,
-                    "; expected complete elements up to and including Pixel Data (7FE0,0010)");
       // Without a known syntax DCMTK guesses the data set's encoding (byte order included); refuse
       // instead, so that what is parsed is what the header says.
       MAMMOCL_CHECK(!xfer.empty(), io_error, "read_dicom: ", name_,
                     ": Transfer Syntax UID (0002,0010) is missing or empty in the file meta information; "
                     "expected the UID of the data set's encoding");
-      MAMMOCL_CHECK(DcmXfer(xfer.c_str()).getXfer() != EXS_Unknown, io_error, "read_dicom: ", name_,
-                    ": unsupported transfer syntax ", xfer,
+      const DcmXfer x(xfer.c_str());
+      MAMMOCL_CHECK(x.getXfer() != EXS_Unknown, io_error, "read_dicom: ", name_, ": unsupported transfer syntax ",
+                    xfer,
                     " (unknown to DCMTK) in (0002,0010); expected uncompressed, RLE, JPEG (baseline, extended, "
                     "lossless) or JPEG-LS");
-      if (xfer == UID_DeflatedExplicitVRLittleEndianTransferSyntax) return;
-      ex = xfer != UID_LittleEndianImplicitTransferSyntax;
-      be = xfer == UID_BigEndianExplicitTransferSyntax;
-    } else if (b_.size() >= 6) {
-      const char v[3] = {static_cast<char>(b_[4]), static_cast<char>(b_[5]), 0};
-      ex = DcmVR(v).isStandard() && std::isupper(static_cast<unsigned char>(v[0])) &&
-           std::isupper(static_cast<unsigned char>(v[1]));
+      MAMMOCL_CHECK(x.getStreamCompression() == ESC_none, io_error, "read_dicom: ", name_,
+                    ": unsupported transfer syntax ", xfer, " (", x.getXferName(),
+                    ") in (0002,0010): a deflated data set cannot be checked before DCMTK inflates it; expected "
+                    "uncompressed, RLE, JPEG (baseline, extended, lossless) or JPEG-LS");
+      plan.xfer = x.getXfer();
+      ex = x.isExplicitVR();
+      be = x.getByteOrder() == EBO_BigEndian;
+    } else {
+      if (b_.size() >= 6) {
+        const char v[3] = {static_cast<char>(b_[4]), static_cast<char>(b_[5]), 0};
+        ex = DcmVR(v).isStandard() && std::isupper(static_cast<unsigned char>(v[0])) &&
+             std::isupper(static_cast<unsigned char>(v[1]));
+      } else {
+        ex = false;
+      }
+      plan.xfer = ex ? EXS_LittleEndianExplicit : EXS_LittleEndianImplicit;
     }
-    elements(p, b_.size(), ex, be, 0);
+    elements(plan.data_start, b_.size(), ex, be, 0);
+    return plan;
   }
 
  private:
@@ -309,6 +328,19 @@ class length_scanner {
   [[nodiscard]] std::uint32_t u32(std::size_t p, bool be) const {
     const std::uint32_t a = u16(p, be), c = u16(p + 2, be);
     return be ? (a << 16) | c : (c << 16) | a;
+  }
+  [[nodiscard]] std::string vr_at(std::size_t p) const {
+    std::string v;
+    for (std::size_t i = 0; i < 2; ++i) {
+      const auto c = static_cast<unsigned char>(b_[p + i]);
+      if (std::isprint(c)) v += static_cast<char>(c);
+      else {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\x%02X", static_cast<unsigned>(c));
+        v += hex;
+      }
+    }
+    return v;
   }
   /// `parent` is the sequence or Pixel Data element an item belongs to (unused for plain elements).
   void check(std::size_t p, std::size_t h, std::uint32_t len, std::uint16_t g, std::uint16_t e,
@@ -325,15 +357,93 @@ class length_scanner {
     MAMMOCL_CHECK(depth <= 32, io_error, "read_dicom: ", name_,
                   ": sequences nested deeper than 32 levels; expected a mammography header");
   }
+  [[noreturn]] void meta_fail(std::size_t p, const std::string& what) const {
+    MAMMOCL_THROW(io_error, "read_dicom: ", name_, ": non-canonical file meta information at byte ", p, ": ", what);
+  }
+
+  /// The file meta group from `p` (after "DICM"); returns where the data set starts. DCMTK ends the group
+  /// where (0002,0000) says, keeps the first of two equal tags and guesses the group's VR encoding; every
+  /// case where that could differ from a plain reading is refused here.
+  std::size_t meta_group(std::size_t p) {
+    MAMMOCL_CHECK(p + 8 <= b_.size(), io_error, "read_dicom: ", name_,
+                  ": truncated or corrupt DICOM data in the file meta information (0002,xxxx) at byte ", p,
+                  "; expected complete elements up to and including Pixel Data (7FE0,0010)");
+    const std::uint16_t g0 = u16(p, false), e0 = u16(p + 2, false);
+    const std::string vr0 = vr_at(p + 4);
+    if (vr0 == "UL") check(p, 8, u16(p + 6, false), g0, e0);
+    if (!(g0 == 0x0002 && e0 == 0x0000 && vr0 == "UL" && u16(p + 6, false) == 4))
+      meta_fail(p, "the first element is " + tag_name(DcmTagKey(g0, e0)) + " with VR '" + vr0 +
+                       "'; expected File Meta Information Group Length (0002,0000), VR UL, length 4 (explicit VR "
+                       "little endian, PS3.10 7.1)");
+    const std::uint32_t glen = u32(p + 8, false);
+    const std::size_t start = p + 12;
+    const std::size_t left = b_.size() - start;
+    MAMMOCL_CHECK(glen <= left, io_error, "read_dicom: ", name_,
+                  ": truncated or corrupt DICOM data in the file meta information: File Meta Information Group "
+                  "Length (0002,0000) at byte ", p, " is ", glen, " bytes but only ", left,
+                  " remain; expected a length within the file");
+    const std::size_t end = start + glen;
+    std::size_t q = start;
+    std::uint16_t last = 0x0000;
+    const std::string glen_text = "File Meta Information Group Length (0002,0000) is " + std::to_string(glen);
+    while (q < end) {
+      if (q + 8 > end)
+        meta_fail(q, "an element header crosses the end of the group at byte " + std::to_string(end) + " (" +
+                         glen_text + "); expected the group length to end on an element boundary");
+      const std::uint16_t g = u16(q, false), e = u16(q + 2, false);
+      const DcmTagKey key(g, e);
+      if (g != 0x0002)
+        meta_fail(q, "element " + tag_name(key) + " lies inside the group (" + glen_text +
+                         "); expected only (0002,xxxx) elements there");
+      if (e <= last)
+        meta_fail(q, "element " + tag_name(key) + " repeats or follows " + tag_name(DcmTagKey(0x0002, last)) +
+                         "; expected each file meta element once, in ascending tag order");
+      const std::string vrs = vr_at(q + 4);
+      const DcmVR vr(vrs.c_str());
+      const bool ok_vr = vrs.size() == 2 && std::isupper(static_cast<unsigned char>(vrs[0])) &&
+                         std::isupper(static_cast<unsigned char>(vrs[1])) && vr.isStandard() &&
+                         vr.getEVR() != EVR_SQ && vrs == vr.getVRName();
+      if (!ok_vr)
+        meta_fail(q, "element " + tag_name(key) + " has VR '" + vrs +
+                         "'; expected a standard non-sequence VR (the file meta information is explicit VR little "
+                         "endian)");
+      std::size_t h = 8;
+      std::uint32_t len = 0;
+      if (vr.usesExtendedLengthEncoding()) {
+        h = 12;
+        if (q + h > end)
+          meta_fail(q, "an element header crosses the end of the group at byte " + std::to_string(end) + " (" +
+                           glen_text + "); expected the group length to end on an element boundary");
+        len = u32(q + 8, false);
+      } else {
+        len = u16(q + 6, false);
+      }
+      check(q, h, len, g, e);
+      if (len > end - q - h)
+        meta_fail(q, "element " + tag_name(key) + " of " + (len == undefined ? std::string("undefined length")
+                                                                              : std::to_string(len) + " bytes") +
+                         " runs past the end of the group at byte " + std::to_string(end) + " (" + glen_text +
+                         "); expected the group length to cover every (0002,xxxx) element");
+      if (key == DCM_TransferSyntaxUID)
+        xfer_ = trim(std::string(reinterpret_cast<const char*>(b_.data() + q + h), len).c_str());
+      last = e;
+      q += h + len;
+    }
+    if (end + 2 <= b_.size() && u16(end, false) == 0x0002)
+      meta_fail(end, std::string("element ") +
+                         (end + 4 <= b_.size() ? tag_name(DcmTagKey(0x0002, u16(end + 2, false))) : "(0002,xxxx)") +
+                         " follows the end of the group (" + glen_text +
+                         "); expected the group length to cover every (0002,xxxx) element");
+    return end;
+  }
 
   /// Elements starting before `end` (the end of a defined-length item, else the input), or up to an
   /// item delimiter (returns the position after it). Lengths are checked against the whole input, as
   /// DCMTK reads an element that starts inside an item even when it overruns the item.
-  std::size_t elements(std::size_t p, std::size_t end, bool ex, bool be, int depth, bool meta_group = false) {
+  std::size_t elements(std::size_t p, std::size_t end, bool ex, bool be, int depth) {
     depth_ok(depth);
     while (p + 8 <= b_.size() && p < end) {
       const std::uint16_t g = u16(p, be), e = u16(p + 2, be);
-      if (meta_group && g != 0x0002) return p;  // end of the file meta information
       if (g == 0xFFFE && e == 0xE00D) return p + 8;  // end of the item
       if (g == 0xFFFE && e == 0xE0DD) return p;      // end of the enclosing sequence
       if (g == 0xFFFE && e == 0xE000) {              // a stray item: always a 4-byte length, no VR
@@ -372,8 +482,6 @@ class length_scanner {
         continue;
       }
       if (as_sq || as_un) items(p + h, p + h + len, as_sq ? ex : false, as_sq ? be : false, false, key, depth + 1);
-      if (meta_group && key == DCM_TransferSyntaxUID)
-        xfer_ = trim(std::string(reinterpret_cast<const char*>(b_.data() + p + h), len).c_str());
       p += h + len;
     }
     return p;
@@ -404,12 +512,26 @@ class length_scanner {
 
 /// Part 10 files (preamble + "DICM") and raw little-endian data sets (no meta header, first tag in group
 /// 0008) are accepted; anything else is "not a DICOM file". `head` is the start of the file, `size` its size.
-inline void check_magic(std::span<const std::uint8_t> head, std::size_t size, const std::string& name) {
+/// Returns true for Part 10 (all four bytes "DICM" at 128, the same test DCMTK applies).
+inline bool check_magic(std::span<const std::uint8_t> head, std::size_t size, const std::string& name) {
   const bool part10 = head.size() >= 132 && head[128] == 'D' && head[129] == 'I' && head[130] == 'C' &&
                       head[131] == 'M';
   const bool raw = !part10 && head.size() >= 8 && head[0] == 0x08 && head[1] == 0x00;
   MAMMOCL_CHECK(part10 || raw, io_error, "read_dicom: ", name, ": not a DICOM file (", size,
                 " bytes): expected 'DICM' at byte 128 after the Part 10 preamble, or a data set starting with a (0008,xxxx) element");
+  return part10;
+}
+
+/// Turns a failed DCMTK read into an io_error naming the last element DCMTK read completely.
+[[noreturn]] inline void read_failed(DcmFileFormat& ff, const OFCondition& cond, const std::string& name) {
+  reject_unknown_xfer(ff, name);
+  // Name the last element DCMTK read completely: the damage is at or just after it.
+  DcmDataset* ds = ff.getDataset();
+  std::string where = "in the file meta information (0002,xxxx)";
+  if (ds && ds->card() > 0) where = "in or after element " + tag_name(ds->getElement(ds->card() - 1)->getTag());
+  MAMMOCL_THROW(io_error, "read_dicom: ", name, ": truncated or corrupt DICOM data ", where,
+                "; expected complete elements up to and including Pixel Data (7FE0,0010) (DCMTK: ", cond.text(),
+                ")");
 }
 
 /// Parses a DICOM stream (whole, or up to Pixel Data for the header alone).
@@ -421,29 +543,36 @@ inline std::unique_ptr<DcmFileFormat> parse_stream(DcmInputStream& in, const std
           ? ff->readUntilTag(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, DCM_PixelData)
           : ff->read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
   ff->transferEnd();
-  if (cond.bad()) {
-    reject_unknown_xfer(*ff, name);
-    // Name the last element DCMTK read completely: the damage is at or just after it.
-    DcmDataset* ds = ff->getDataset();
-    std::string where = "in the file meta information (0002,xxxx)";
-    if (ds && ds->card() > 0) where = "in or after element " + tag_name(ds->getElement(ds->card() - 1)->getTag());
-    MAMMOCL_THROW(io_error, "read_dicom: ", name, ": truncated or corrupt DICOM data ", where,
-                  "; expected complete elements up to and including Pixel Data (7FE0,0010) (DCMTK: ",
-                  cond.text(), ")");
-  }
+  if (cond.bad()) read_failed(*ff, cond, name);
   return ff;
 }
 
-/// Parses a whole DICOM stream held in memory.
+/// Parses a whole DICOM stream held in memory. The length pre-scan decides where the data set starts
+/// and in which syntax; DCMTK then reads the meta group from a stream that ends where the group ends,
+/// and the data set from a stream that starts there, in that syntax (never auto-detected), so that every
+/// length DCMTK allocates is one the scanner checked against the input size.
 inline std::unique_ptr<DcmFileFormat> parse(std::span<const std::uint8_t> bytes, const std::string& name) {
-  check_magic(bytes, bytes.size(), name);
-  const bool part10 = bytes.size() >= 132 && bytes[128] == 'D';
-  length_scanner(bytes, name).scan(part10);
-  DcmInputBufferStream in;
-  in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
-  in.setEos();
-  auto ff = parse_stream(in, name, /*until_pixel_data=*/false);
-  in.releaseBuffer();
+  const bool part10 = check_magic(bytes, bytes.size(), name);
+  const scan_plan plan = length_scanner(bytes, name).scan(part10);
+  auto ff = std::make_unique<DcmFileFormat>();
+  ff->transferInit();
+  OFCondition cond = EC_Normal;
+  if (part10) {
+    DcmInputBufferStream meta_in;
+    meta_in.setBuffer(bytes.data(), static_cast<offile_off_t>(plan.data_start));
+    meta_in.setEos();
+    cond = ff->getMetaInfo()->read(meta_in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+    meta_in.releaseBuffer();
+  }
+  if (cond.good() && plan.data_start < bytes.size()) {
+    DcmInputBufferStream in;
+    in.setBuffer(bytes.data() + plan.data_start, static_cast<offile_off_t>(bytes.size() - plan.data_start));
+    in.setEos();
+    cond = ff->getDataset()->read(in, plan.xfer, EGL_noChange, DCM_MaxReadLength);
+    in.releaseBuffer();
+  }
+  ff->transferEnd();
+  if (cond.bad()) read_failed(*ff, cond, name);
   return ff;
 }
 
