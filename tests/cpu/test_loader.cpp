@@ -46,8 +46,8 @@ struct patch_dataset {
   }
 };
 
-std::vector<batch> run_epochs(loader<patch_dataset>& ld, int epochs) {
-  std::vector<batch> out;
+std::vector<loader_batch> run_epochs(loader<patch_dataset>& ld, int epochs) {
+  std::vector<loader_batch> out;
   for (int e = 0; e < epochs; ++e) {
     ld.start_epoch(e);
     while (auto b = ld.next()) out.push_back(std::move(*b));
@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(every_item_exactly_once_per_epoch) {
 }
 
 BOOST_AUTO_TEST_CASE(identical_batches_for_0_1_2_4_workers) {
-  std::vector<std::vector<batch>> runs;
+  std::vector<std::vector<loader_batch>> runs;
   for (int w : {0, 1, 2, 4}) {
     loader ld(patch_dataset{}, {.batch_size = 6, .two_views = true, .workers = w, .prefetch = 3, .seed = 77});
     runs.push_back(run_epochs(ld, 2));

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mammocl/data/loader.hpp"
 #include "mammocl/data/synthetic_domains.hpp"
 #include "mammocl/mammocl.hpp"
 #include "mammocl/train/trainer.hpp"
@@ -276,6 +277,57 @@ BOOST_AUTO_TEST_CASE(restore_best_loads_the_best_epoch) {
   double mx = -1;
   for (const auto& j : r.log) mx = std::max(mx, j.at("val_auc").get<double>());
   BOOST_TEST(r.best_metric == mx);
+}
+
+// The trainer fed by the prefetching loader (data::loader_source): worker threads change nothing in the
+// result, and a crash in the middle of an epoch resumes to the same weights through the loader too.
+BOOST_AUTO_TEST_CASE(trains_from_the_prefetching_loader) {
+  using S = train::strategies::supcon_finetune<model_t>;
+  auto dataset = [] {
+    return data::function_dataset(40, [](std::size_t i, rng& r) {
+      const data::synthetic_patches gen({.size = 24, .seed = 9});
+      data::sample s;
+      s.img = data::image(24, 24);
+      s.label = gen.generate(static_cast<std::int64_t>(i), s.img.pixels.data());
+      s.domain = static_cast<int>(i % 2);
+      if (s.domain == 1) data::apply_sigmoid_domain(s.img.pixels.data(), 24);
+      if (r.below(2) == 1)
+        for (int y = 0; y < 24; ++y) std::reverse(s.img.pixels.begin() + y * 24, s.img.pixels.begin() + (y + 1) * 24);
+      s.id = static_cast<std::int64_t>(i);
+      return s;
+    });
+  };
+  B::context ctx(2);
+  test::temp_dir dir("trainer-loader");
+  task va(val_opts());
+  std::vector<std::vector<float>> finals;
+  for (int workers : {0, 2}) {
+    for (const std::int64_t crash_at : {std::int64_t{-1}, std::int64_t{7}}) {
+      if (workers == 0 && crash_at >= 0) continue;
+      const auto out = dir / ("w" + std::to_string(workers) + "_" + std::to_string(crash_at));
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        model_t m = fresh_model();
+        S s(m, small_strategy());
+        data::loader_source tr(dataset(), {.batch_size = 8, .drop_last = true, .workers = workers, .seed = 3});
+        train::trainer_options opt{.out_dir = out, .checkpoint_every = 2, .restore_best = false, .progress = false};
+        if (attempt == 0 && crash_at >= 0)
+          opt.on_step = [&](const train::step_event& e) {
+            if (e.global_step == crash_at) throw simulated_crash{};
+          };
+        try {
+          const auto r = train::fit(ctx, s, tr, &va, opt, 5);
+          BOOST_TEST(r.steps == 4 * 5);
+          finals.push_back(all_state(m));
+          break;
+        } catch (const simulated_crash&) {
+          BOOST_TEST_REQUIRE(attempt == 0);
+        }
+      }
+    }
+  }
+  BOOST_TEST_REQUIRE(finals.size() == 3u);
+  BOOST_TEST((finals[0] == finals[1]), "2 workers give other weights than none");
+  BOOST_TEST((finals[0] == finals[2]), "resuming through the loader gives other weights");
 }
 
 BOOST_AUTO_TEST_CASE(strategies_by_name) {

@@ -429,7 +429,7 @@ inline void write_manifest(const std::filesystem::path& path, const domain_plan&
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e309
     MAMMOCL_THROW(io_error, "domain manifest '", path.string(), "': not valid JSON: ", e.what());
   }
   if (!j.is_object()) rd.fail("(top level)", "expected an object");

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -34,6 +35,7 @@
 #include "mammocl/core/error.hpp"
 #include "mammocl/core/rng.hpp"
 #include "mammocl/data/augment.hpp"
+#include "mammocl/data/batch.hpp"
 #include "mammocl/data/image.hpp"
 
 namespace mammocl::data {
@@ -122,7 +124,7 @@ struct loader_options {
 /// One batch. Images are view-major in two-view mode: positions 0..B-1 hold the first views of the B items,
 /// B..2B-1 their second views (HobbitLong's torch.cat([images[0], images[1]])); labels, domains and ids
 /// have one entry per image in the same order.
-struct batch {
+struct loader_batch {
   std::int64_t epoch = 0, index = 0;  ///< which epoch, which batch of it
   std::int64_t items = 0;             ///< B
   std::int64_t views = 1;             ///< 1 or 2
@@ -216,7 +218,7 @@ class loader {
   /// The next batch of the current epoch, in order; nullopt at its end (or before any start_epoch). An item
   /// that failed throws loader_error (naming the item, with the original nested); that batch is skipped and
   /// the following call continues with the next one.
-  [[nodiscard]] std::optional<batch> next() {
+  [[nodiscard]] std::optional<loader_batch> next() {
     std::unique_lock lk(m_);
     if (!active_ || consumed_ >= n_batches_) {
       active_ = false;
@@ -259,7 +261,7 @@ class loader {
 
  private:
   struct result {
-    batch b;
+    loader_batch b;
     std::exception_ptr error;
     std::size_t failed_item = 0;
   };
@@ -288,7 +290,7 @@ class loader {
   // the generation changes or a stop is requested.
   result build(std::int64_t epoch, std::size_t k, std::uint64_t gen, const std::stop_token* st) {
     result res;
-    batch& b = res.b;
+    loader_batch& b = res.b;
     std::vector<std::size_t> idx;
     {
       std::lock_guard lk(m_);
@@ -331,7 +333,7 @@ class loader {
     return res;
   }
 
-  static void place(batch& b, const sample& s, std::int64_t pos, std::size_t i) {
+  static void place(loader_batch& b, const sample& s, std::int64_t pos, std::size_t i) {
     const auto& im = s.img;
     MAMMOCL_CHECK(im.rows > 0 && im.cols > 0 && im.pixels.size() == static_cast<std::size_t>(im.rows * im.cols),
                   shape_error, "loader: item ", i, " gave a ", im.rows, " x ", im.cols, " image with ", im.pixels.size(),
@@ -362,6 +364,64 @@ class loader {
   bool active_ = false;
   std::map<std::size_t, result> ready_;
   std::vector<std::jthread> threads_;  // last: destroyed (joined) first
+};
+
+/// The trainer's view of a loader (`data::BatchSource`, data/batch.hpp): `get_batch({stage, epoch, index,
+/// views})` returns batch `index` of loader epoch `stage * 1000003 + epoch`, from a single-view or a
+/// two-view loader over the same dataset and options (each created on first use, with its workers
+/// prefetching while the model trains). The trainer asks for the batches of an epoch in order, which the
+/// loaders deliver as they prefetch; any other request (a resume in the middle of an epoch) restarts that
+/// epoch and skips to the batch, so the result is the same batch either way.
+template <loader_dataset D>
+class loader_source {
+ public:
+  /// `opt.two_views` is ignored: the request says how many views it wants.
+  loader_source(D dataset, const loader_options& opt) : ds_(std::move(dataset)), opt_(opt) {}
+
+  [[nodiscard]] std::int64_t batches_per_epoch() const {
+    const auto n = ds_.size(), b = opt_.batch_size;
+    return static_cast<std::int64_t>(opt_.drop_last ? n / b : (n + b - 1) / b);
+  }
+
+  [[nodiscard]] batch get_batch(const batch_request& r) {
+    MAMMOCL_EXPECTS(r.views == 1 || r.views == 2, "loader_source: ", r.views, " views requested; 1 or 2 are supported");
+    MAMMOCL_EXPECTS(r.index >= 0 && r.index < batches_per_epoch(), "loader_source: batch ", r.index, " outside [0, ",
+                    batches_per_epoch(), ")");
+    const int v = r.views - 1;
+    if (!loaders_[v]) {
+      loader_options o = opt_;
+      o.two_views = r.views == 2;
+      loaders_[v] = std::make_unique<loader<D>>(ds_, o);
+    }
+    loader<D>& ld = *loaders_[v];
+    const std::int64_t epoch = static_cast<std::int64_t>(r.stage) * 1000003 + r.epoch;
+    if (epoch != epoch_[v] || r.index != next_[v]) {
+      ld.start_epoch(epoch);
+      epoch_[v] = epoch;
+      for (next_[v] = 0; next_[v] < r.index; ++next_[v]) (void)ld.next();
+    }
+    std::optional<loader_batch> lb = ld.next();
+    ++next_[v];
+    MAMMOCL_CHECK(lb.has_value(), config_error, "loader_source: the loader ended epoch ", epoch, " before batch ", r.index);
+    batch b;
+    b.samples = lb->items;
+    b.views = lb->views;
+    b.height = lb->rows;
+    b.width = lb->cols;
+    b.images = std::move(lb->data);
+    const auto items = static_cast<std::size_t>(lb->items);
+    b.labels.assign(lb->labels.begin(), lb->labels.begin() + static_cast<std::ptrdiff_t>(items));
+    b.domains.assign(lb->domains.begin(), lb->domains.begin() + static_cast<std::ptrdiff_t>(items));
+    b.ids.assign(lb->ids.begin(), lb->ids.begin() + static_cast<std::ptrdiff_t>(items));
+    return b;
+  }
+
+ private:
+  D ds_;
+  loader_options opt_;
+  std::unique_ptr<loader<D>> loaders_[2];
+  std::int64_t epoch_[2] = {-1, -1};
+  std::int64_t next_[2] = {0, 0};
 };
 
 }  // namespace mammocl::data

@@ -155,7 +155,8 @@ namespace detail {
 /// The patient a mini-MIAS image belongs to: mdb(2k-1) and mdb(2k) are patient k, "mias-<k>" (k on at
 /// least three digits).
 [[nodiscard]] inline std::string mias_patient_id(int image_number) {
-  std::string k = std::to_string((image_number + 1) / 2);
+  // 64-bit: REFNUM may be any int the parser accepted (fuzzing found the overflow at INT_MAX).
+  std::string k = std::to_string((static_cast<long long>(image_number) + 1) / 2);
   while (k.size() < 3) k.insert(k.begin(), '0');
   return "mias-" + k;
 }

@@ -20,6 +20,7 @@
 #include <csetjmp>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <span>
@@ -53,8 +54,20 @@ struct png_io_state {
   const std::uint8_t* data = nullptr;   // reading: the encoded bytes
   std::size_t size = 0, pos = 0;
   std::vector<std::uint8_t>* out = nullptr;  // writing: the encoded bytes
+  std::size_t alloc_cap = 0;             // reading: largest single allocation libpng may make (0: none)
   char message[512] = {};
 };
+
+/// libpng's allocator while reading: refuses any single block above the state's cap, which libpng then
+/// reports as "Out of Memory" through the error callback. libpng 1.6.39 allocates an ancillary chunk's
+/// declared length (up to 2^31 - 1) before it reads the data (fuzzing: 1 GiB from a 47-byte zTXt),
+/// and png_set_chunk_malloc_max does not stop it there.
+inline png_voidp png_capped_malloc(png_structp png, png_alloc_size_t n) {
+  const auto* st = static_cast<const png_io_state*>(png_get_mem_ptr(png));
+  if (st && st->alloc_cap && n > st->alloc_cap) return nullptr;
+  return std::malloc(n);
+}
+inline void png_free_block(png_structp, png_voidp p) { std::free(p); }
 
 inline void png_on_error(png_structp png, png_const_charp msg) {
   if (auto* st = static_cast<png_io_state*>(png_get_error_ptr(png)))
@@ -180,7 +193,11 @@ struct png_write_handles {
   st.data = bytes.data();
   st.size = bytes.size();
   detail::png_read_handles h;
-  h.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st, detail::png_on_error, detail::png_on_warning);
+  // No valid file needs a single libpng buffer larger than what its bytes can inflate to.
+  st.alloc_cap = static_cast<std::size_t>(std::min<std::uint64_t>(
+      (std::uint64_t{1} << 62), detail::deflate_max_ratio * bytes.size() + (std::uint64_t{1} << 20)));
+  h.png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &st, detail::png_on_error, detail::png_on_warning, &st,
+                                   detail::png_capped_malloc, detail::png_free_block);
   MAMMOCL_CHECK(h.png != nullptr, io_error, who, ": libpng could not create a read structure");
   h.info = png_create_info_struct(h.png);
   MAMMOCL_CHECK(h.info != nullptr, io_error, who, ": libpng could not create an info structure");

@@ -233,6 +233,7 @@ class densenet {
 
   [[nodiscard]] const options& opts() const noexcept { return opt_; }
   [[nodiscard]] layers::linear<B>& classifier() noexcept { return classifier_; }
+  [[nodiscard]] const layers::linear<B>& classifier() const noexcept { return classifier_; }
 
  private:
   void check_input(const shape& in) const {
