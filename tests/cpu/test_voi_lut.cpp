@@ -5,10 +5,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <map>
+#include <string>
 #include <limits>
 #include <vector>
 
 #include "mammocl/data/voi_lut.hpp"
+#include "temp_dir.hpp"
 #include "test_helpers.hpp"
 
 namespace md = mammocl::data;
@@ -310,6 +314,50 @@ BOOST_AUTO_TEST_CASE(params_text_errors_name_the_field) {
   bad("center=0.5 width=0", "field 'width' = 0 must be > 0");
   bad("center=0.5 width=-0.1", "field 'width' = -0.1 must be > 0");
   bad("center=0.5 width=0.2 extra", "unexpected text after field 'width'");
+}
+
+// The side file that stores every image's window so that domain B can be regenerated exactly.
+BOOST_AUTO_TEST_CASE(lut_params_side_file_round_trip_and_errors) {
+  using mammocl::data::lut_domain_params;
+  std::map<std::string, lut_domain_params> params{
+      {"mdb001.pgm", {0.1 + 0.2, 1.0 / 3.0}},
+      {"case 17/L_CC", {0.5, 0.25}},
+      {"z", {-0.0, std::nextafter(0.0, 1.0)}},
+  };
+  mammocl::test::temp_dir dir("lut-params");
+  const auto path = dir / "lut_params.tsv";
+  mammocl::data::write_lut_params(path, params);
+  const auto back = mammocl::data::read_lut_params(path);
+  BOOST_TEST_REQUIRE(back.size() == params.size());
+  for (const auto& [k, p] : params) {
+    const auto& q = back.at(k);
+    BOOST_TEST(std::memcmp(&q.center, &p.center, sizeof(double)) == 0, k);
+    BOOST_TEST(std::memcmp(&q.width, &p.width, sizeof(double)) == 0, k);
+  }
+  // The exact text: header, then sorted keys.
+  std::ifstream in(path);
+  std::string first, second;
+  std::getline(in, first);
+  std::getline(in, second);
+  BOOST_TEST(first == std::string(mammocl::data::lut_params_file_header));
+  BOOST_TEST(second == "case 17/L_CC\tcenter=0.5 width=0.25");
+
+  using mammocl::io_error;
+  using mammocl::test::expect_error;
+  const std::string h = std::string(mammocl::data::lut_params_file_header) + "\n";
+  expect_error<io_error>([&] { (void)mammocl::data::parse_lut_params_file("center=1 width=1\n", "f.tsv"); },
+                         "f.tsv:1: expected the header");
+  expect_error<io_error>([&] { (void)mammocl::data::parse_lut_params_file(h + "a center=1 width=1\n", "f.tsv"); },
+                         "f.tsv:2: expected \"<key><TAB>center=<c> width=<w>\"");
+  expect_error<io_error>(
+      [&] { (void)mammocl::data::parse_lut_params_file(h + "a\tcenter=1 width=1\na\tcenter=2 width=1\n", "f.tsv"); },
+      "f.tsv:3: image 'a' appears twice");
+  expect_error<io_error>([&] { (void)mammocl::data::parse_lut_params_file(h + "a\tcenter=1 width=0\n", "f.tsv"); },
+                         "f.tsv:2: image 'a': lut_domain_params: field 'width' = 0 must be > 0");
+  expect_error<io_error>([&] { (void)mammocl::data::parse_lut_params_file(h + "a\tcenter=x width=1\n", "f.tsv"); },
+                         "f.tsv:2: image 'a': lut_domain_params: field 'center' is not a number");
+  expect_error<mammocl::config_error>(
+      [&] { (void)mammocl::data::format_lut_params_file({{"a\tb", {0.5, 0.5}}}); }, "must be non-empty and hold no tab");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

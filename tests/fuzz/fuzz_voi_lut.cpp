@@ -22,6 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     (void)d::parse_voi_function(text);
   } catch (const mammocl::error&) {
   }
+  try {  // the per-image side file: what parses must format and parse back to the same map
+    const auto m = d::parse_lut_params_file(text, "fuzz");
+    const auto again = d::parse_lut_params_file(d::format_lut_params_file(m), "fuzz");
+    if (again.size() != m.size()) __builtin_trap();
+  } catch (const mammocl::error&) {
+  }
   return 0;
 }
 

@@ -14,6 +14,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -21,6 +24,7 @@
 
 #include "mammocl/core/error.hpp"
 #include "mammocl/data/image.hpp"
+#include "mammocl/data/pgm.hpp"  // detail::read_file_bytes, detail::write_file_atomically
 
 namespace mammocl::data {
 
@@ -330,5 +334,79 @@ inline void check_lut_params(const lut_domain_params& p, const char* who) {
 }
 
 inline lut_domain_params lut_domain_params::parse(std::string_view text) { return parse_lut_domain_params(text); }
+
+// ------------------------------------------------------------------------------------------------
+// The side file of per-image windows (METHOD.md §2.1: "store c and w per image")
+// ------------------------------------------------------------------------------------------------
+
+/// First line of a LUT parameter file.
+inline constexpr std::string_view lut_params_file_header = "# mammocl lut_domain_params v1";
+
+/// The text of a LUT parameter file: the header line, then one line per image, sorted by key:
+/// "<key>\tcenter=<c> width=<w>" (the exact %.17g form of `to_string`). Keys identify images within a
+/// dataset (a file name, a case id); they must be non-empty and hold no tab, CR or LF (config_error).
+[[nodiscard]] inline std::string format_lut_params_file(const std::map<std::string, lut_domain_params>& params) {
+  std::string out(lut_params_file_header);
+  out += '\n';
+  for (const auto& [key, p] : params) {
+    MAMMOCL_CHECK(!key.empty() && key.find_first_of("\t\r\n") == std::string::npos, config_error,
+                  "lut params file: key \"", key, "\" must be non-empty and hold no tab or line break");
+    detail::check_lut_params(p, "lut params file");
+    out += key;
+    out += '\t';
+    out += to_string(p);
+    out += '\n';
+  }
+  return out;
+}
+
+/// Parses `format_lut_params_file`'s text; `name` (the file) goes into every error. Throws io_error
+/// naming the file and the line for a missing header, a line without a tab, an empty or repeated key, or
+/// parameters that do not parse (with the field, as parse_lut_domain_params says).
+[[nodiscard]] inline std::map<std::string, lut_domain_params> parse_lut_params_file(std::string_view text,
+                                                                                  std::string_view name) {
+  std::map<std::string, lut_domain_params> out;
+  std::size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line_no == 1) {
+      MAMMOCL_CHECK(line == lut_params_file_header, io_error, name, ":1: expected the header \"",
+                    lut_params_file_header, "\"; not a LUT parameter file");
+      continue;
+    }
+    if (line.empty()) continue;
+    const std::size_t tab = line.find('\t');
+    MAMMOCL_CHECK(tab != std::string_view::npos && tab > 0, io_error, name, ":", line_no,
+                  ": expected \"<key><TAB>center=<c> width=<w>\"");
+    std::string key(line.substr(0, tab));
+    lut_domain_params p;
+    try {
+      p = parse_lut_domain_params(line.substr(tab + 1));
+    } catch (const config_error& e) {
+      MAMMOCL_THROW(io_error, name, ":", line_no, ": image '", key, "': ", e.message());
+    }
+    MAMMOCL_CHECK(out.emplace(key, p).second, io_error, name, ":", line_no, ": image '", key, "' appears twice");
+  }
+  MAMMOCL_CHECK(line_no >= 1, io_error, name, ": empty file; expected the header \"", lut_params_file_header, "\"");
+  return out;
+}
+
+/// Writes the per-image windows to `path` atomically (temporary file in the same folder, fsync, rename).
+inline void write_lut_params(const std::filesystem::path& path, const std::map<std::string, lut_domain_params>& params) {
+  const std::string text = format_lut_params_file(params);
+  detail::write_file_atomically(path, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),
+                                "write_lut_params");
+}
+
+/// Reads a file written by `write_lut_params` (errors as parse_lut_params_file, io_error when unreadable).
+[[nodiscard]] inline std::map<std::string, lut_domain_params> read_lut_params(const std::filesystem::path& path) {
+  const std::vector<std::uint8_t> bytes = detail::read_file_bytes(path, "read_lut_params");
+  return parse_lut_params_file(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                               path.string());
+}
 
 }  // namespace mammocl::data
