@@ -40,6 +40,7 @@ struct args {
   std::optional<double> lr, lr2;
   int train = 1000, val = 100, test = 300, batch = 32, size = 32, patience = 0, threads = 2;
   std::uint64_t seed = 1;
+  std::int64_t crash_after = 0;  // testing: end the process abruptly after this many steps (0: never)
   bool resume = true, quiet = false;
   std::filesystem::path out = "patch_classifier_out";
 };
@@ -64,6 +65,7 @@ void usage(std::FILE* f) {
                "  --threads N      CPU threads (default 2)\n"
                "  --out DIR        checkpoints and logs, one folder per strategy (default patch_classifier_out)\n"
                "  --no-resume      start afresh even where DIR/<strategy>/last.safetensors exists\n"
+               "  --crash-after N  testing: kill the process (no clean-up) after N training steps of a run\n"
                "  --quiet          no progress bars\n");
 }
 
@@ -117,6 +119,7 @@ args parse(int argc, char** argv) {
     else if (k == "--seed") a.seed = static_cast<std::uint64_t>(number(i, k));
     else if (k == "--out") a.out = value(i, k);
     else if (k == "--no-resume") a.resume = false;
+    else if (k == "--crash-after") a.crash_after = static_cast<std::int64_t>(number(i, k));
     else if (k == "--quiet") a.quiet = true;
     else { usage(stderr); fail("unknown option '" + k + "'"); }
   }
@@ -241,10 +244,18 @@ int main(int argc, char** argv) {
       const auto dir = a.out / name;
       const train::fit_result fit = train::with_strategy<model_t>(name, [&]<class S>() {
         S strategy(model, so);
-        return train::fit(ctx, strategy, train_set, &val_set,
-                          {.out_dir = dir, .resume = a.resume, .patience = a.patience, .progress = !a.quiet,
-                           .progress_stream = stdout},
-                          5);
+        train::trainer_options opt{.out_dir = dir, .resume = a.resume, .patience = a.patience,
+                                   .checkpoint_every = 3, .progress = !a.quiet, .progress_stream = stdout};
+        std::int64_t steps_here = 0;
+        if (a.crash_after > 0)
+          opt.on_step = [&](const train::step_event&) {
+            if (++steps_here == a.crash_after) {
+              std::fprintf(stderr, "train_patch_classifier: --crash-after %lld: ending the process now\n",
+                           static_cast<long long>(a.crash_after));
+              std::_Exit(3);  // like a crash: no destructors, no flushing of our files
+            }
+          };
+        return train::fit(ctx, strategy, train_set, &val_set, opt, 5);
       });
       row r = evaluate(ctx, model, fit.best_checkpoint, test_set);
       r.strategy = name;
