@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -421,6 +422,14 @@ std::optional<double> auc_of(const predictions& p, const std::vector<int>& label
   return eval::ovo_auc(s, y, classes).macro;
 }
 
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  MAMMOCL_CHECK(in.good(), io_error, "cannot read back ", p);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -688,6 +697,19 @@ int main(int argc, char** argv) {
     manifest["results"] = results;
     manifest["seconds"] = total_s;
     eval::write_file_atomic(a.out / "manifest.json", manifest.dump(2) + "\n");
+
+    // 6. Self-check (what the smoke test relies on): every file reads back to what was written.
+    MAMMOCL_CHECK(data::read_lut_params(a.out / "lut_params.tsv") == lut, io_error, a.out / "lut_params.tsv",
+                  " does not read back to the windows that were written");
+    for (std::size_t i = 0; i < plans.size(); ++i) {
+      const fs::path f = a.out / "datasets" / (a.datasets[i].name + ".json");
+      MAMMOCL_CHECK(data::read_manifest(f) == plans[i], io_error, f, " does not read back to the dataset that was written");
+    }
+    MAMMOCL_CHECK(nlohmann::json::parse(read_text(a.out / "manifest.json")) == manifest, io_error, a.out / "manifest.json",
+                  " does not read back to what was written");
+    MAMMOCL_CHECK(read_text(a.out / "results.md") == md, io_error, a.out / "results.md", " does not read back");
+    MAMMOCL_CHECK(read_text(a.out / "report.html") == page.str(), io_error, a.out / "report.html", " does not read back");
+    std::printf("every output file reads back to what was written\n");
     return 0;
   } catch (const mammocl::error& e) {
     std::fprintf(stderr, "%s: %s\n", prog, e.what());
