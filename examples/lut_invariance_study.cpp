@@ -611,8 +611,10 @@ int main(int argc, char** argv) {
         return std::abs(*x - *y);
       });
       const std::string row_label = r.dataset + " / " + display_name(r.strategy);
-      dom_table.rows.push_back({row_label, {ba.estimate, ba.standard_error}, {bb.estimate, bb.standard_error},
-                                {gap.estimate, gap.standard_error}});
+      auto with_se = [](const eval::bootstrap_result& x) {
+        return eval::estimate{x.estimate, x.standard_error, std::nullopt, std::nullopt};
+      };
+      dom_table.rows.push_back({row_label, with_se(ba), with_se(bb), with_se(gap)});
 
       // Invariance: rows 2k (A) and 2k+1 (B) are the two versions of one patch (data::test_set's order).
       std::vector<double> pa, pbv, fa, fb;
