@@ -341,7 +341,10 @@ struct mmd_test_result {
     std::vector<int> dom;
   };
   std::vector<block> blocks;
-  for (const auto& [label, rows] : by_class) {
+  for (const auto& entry : by_class) {
+    // Plain references, not a structured binding: clang 14 cannot capture one in the OpenMP region below.
+    const int label = entry.first;
+    const std::vector<std::size_t>& rows = entry.second;
     std::size_t na = 0;
     for (std::size_t i : rows) na += domains[i] == 0 ? 1 : 0;
     const std::size_t nb = rows.size() - na;
