@@ -12,6 +12,7 @@
 /// downsample.0 = shortcut conv, downsample.1 = shortcut BN), so a saved unit opens in Python with the same
 /// keys. Batch norm uses PyTorch's conventions (eps 1e-5, momentum 0.1), like the DenseNet it sits on.
 /// Shen's dropout after each ReLU is omitted (his whole-image scripts run it at p = 0).
+#include <optional>
 #include <string>
 
 #include "mammocl/core/concepts.hpp"
@@ -50,22 +51,23 @@ class residual_bottleneck {
         conv2_({.in_channels = o.depth, .out_channels = o.depth, .kernel = 3, .padding = 1, .bias = o.bias}),
         bn2_({.channels = o.depth, .relu = true}),
         conv3_({.in_channels = o.depth, .out_channels = o.depth * o.expansion, .kernel = 1, .bias = o.bias}),
-        bn3_({.channels = o.depth * o.expansion}),
-        // The identity unit keeps a 1-channel placeholder shortcut that is never visited or run.
-        conv_sc_({.in_channels = o.projection ? o.in_channels : 1, .out_channels = o.projection ? out_channels() : 1,
-                  .kernel = 1, .stride = o.stride, .bias = o.bias}),
-        bn_sc_({.channels = o.projection ? out_channels() : 1}) {}
+        bn3_({.channels = o.depth * o.expansion}) {
+    if (o.projection)
+      sc_.emplace(shortcut{conv2d<B>({.in_channels = o.in_channels, .out_channels = out_channels(), .kernel = 1,
+                                      .stride = o.stride, .bias = o.bias}),
+                           batch_norm<B>({.channels = out_channels()})});
+  }
 
   /// Kaiming-normal convolutions (std √(2/fan_in), as DenseNet's), biases 0, BN γ = 1, β = 0.
   void init(rng& r) requires(B::is_host) {
     conv1_.init(r);
     conv2_.init(r);
     conv3_.init(r);
-    if (opt_.projection) conv_sc_.init(r);
+    if (sc_) sc_->conv.init(r);
     bn1_.reset();
     bn2_.reset();
     bn3_.reset();
-    bn_sc_.reset();
+    if (sc_) sc_->bn.reset();
   }
 
   /// Channels of the output, d·e.
@@ -85,8 +87,8 @@ class residual_bottleneck {
     r = bn2_.forward(ctx, r, c.bn2);
     r = conv3_.forward(ctx, r, c.conv3);
     r = bn3_.forward(ctx, r, c.bn3);
-    if (opt_.projection) {
-      const tensor_t s = bn_sc_.forward(ctx, conv_sc_.forward(ctx, x, c.conv_sc), c.bn_sc);
+    if (sc_) {
+      const tensor_t s = sc_->bn.forward(ctx, sc_->conv.forward(ctx, x, c.conv_sc), c.bn_sc);
       add_relu(ctx, s, r);
     } else {
       add_relu(ctx, x.contiguous() ? x : x.clone(), r);
@@ -98,7 +100,7 @@ class residual_bottleneck {
   [[nodiscard]] tensor_t infer(typename B::context& ctx, const tensor_t& x) const {
     check_input(x.dims());
     tensor_t r = bn3_.infer(ctx, conv3_.infer(ctx, bn2_.infer(ctx, conv2_.infer(ctx, bn1_.infer(ctx, conv1_.infer(ctx, x))))));
-    if (opt_.projection) add_relu(ctx, bn_sc_.infer(ctx, conv_sc_.infer(ctx, x)), r);
+    if (sc_) add_relu(ctx, sc_->bn.infer(ctx, sc_->conv.infer(ctx, x)), r);
     else add_relu(ctx, x.contiguous() ? x : x.clone(), r);
     return r;
   }
@@ -115,9 +117,9 @@ class residual_bottleneck {
     d = conv2_.backward(ctx, c.conv2, d, mode);
     d = bn1_.backward(ctx, c.bn1, d, mode);
     tensor_t dx = conv1_.backward(ctx, c.conv1, d, mode);
-    if (opt_.projection) {
-      const tensor_t ds = bn_sc_.backward(ctx, c.bn_sc, g, mode);
-      conv_sc_.backward_into(ctx, c.conv_sc.x, ds, dx, T(1), mode);
+    if (sc_) {
+      const tensor_t ds = sc_->bn.backward(ctx, c.bn_sc, g, mode);
+      sc_->conv.backward_into(ctx, c.conv_sc.x, ds, dx, T(1), mode);
     } else {
       B::axpby(ctx, T(1), g, T(1), dx);
     }
@@ -133,9 +135,9 @@ class residual_bottleneck {
     bn2_.for_each_parameter(p + "bn2.", f);
     conv3_.for_each_parameter(p + "conv3.", f);
     bn3_.for_each_parameter(p + "bn3.", f);
-    if (opt_.projection) {
-      conv_sc_.for_each_parameter(p + "downsample.0.", f);
-      bn_sc_.for_each_parameter(p + "downsample.1.", f);
+    if (sc_) {
+      sc_->conv.for_each_parameter(p + "downsample.0.", f);
+      sc_->bn.for_each_parameter(p + "downsample.1.", f);
     }
   }
   template <class F>
@@ -143,7 +145,7 @@ class residual_bottleneck {
     bn1_.for_each_buffer(p + "bn1.", f);
     bn2_.for_each_buffer(p + "bn2.", f);
     bn3_.for_each_buffer(p + "bn3.", f);
-    if (opt_.projection) bn_sc_.for_each_buffer(p + "downsample.1.", f);
+    if (sc_) sc_->bn.for_each_buffer(p + "downsample.1.", f);
   }
 
   [[nodiscard]] const options& opts() const noexcept { return opt_; }
@@ -176,8 +178,11 @@ class residual_bottleneck {
   batch_norm<B> bn2_;
   conv2d<B> conv3_;
   batch_norm<B> bn3_;
-  conv2d<B> conv_sc_;
-  batch_norm<B> bn_sc_;
+  struct shortcut {  // the projection shortcut; absent for an identity unit
+    conv2d<B> conv;
+    batch_norm<B> bn;
+  };
+  std::optional<shortcut> sc_;
 };
 
 }  // namespace mammocl::layers
