@@ -144,18 +144,7 @@ class densenet {
   }
   /// Training forward to the pooled features ReLU(norm5) → GAP. x (N,Cin,H,W) → (N,F)
   [[nodiscard]] tensor_t forward_features(typename B::context& ctx, const tensor_t& x, cache& c) {
-    check_input(x.dims());
-    tensor_t z = conv0_.forward(ctx, x, c.conv0);
-    tensor_t a = norm0_.forward(ctx, z, c.norm0);
-    tensor_t h = pool0_.forward(ctx, a, c.pool0);
-    c.blocks.resize(blocks_.size());
-    c.transitions.resize(transitions_.size());
-    for (std::size_t b = 0; b < blocks_.size(); ++b) {
-      h = blocks_[b].forward(ctx, h, c.blocks[b]);
-      if (b < transitions_.size()) h = transitions_[b].forward(ctx, h, c.transitions[b]);
-    }
-    h = norm5_.forward(ctx, h, c.norm5);
-    return gap_.forward(ctx, h, c.gap);
+    return gap_.forward(ctx, forward_feature_map(ctx, x, c), c.gap);
   }
   /// Training forward to the norm5 feature map, before the final ReLU (the input of a whole-image head).
   /// x (N,Cin,H,W) → (N,F,h,w). Pair it with `backward_feature_map`; `c.gap` and `c.classifier` stay empty.
@@ -218,23 +207,7 @@ class densenet {
   }
   /// Backward from the pooled features' gradient (N,F) through the encoder only (the classifier untouched).
   void backward_features(typename B::context& ctx, cache& c, const tensor_t& dfeat, grad_mode mode) {
-    tensor_t g = gap_.backward(ctx, c.gap, dfeat, mode);
-    g = norm5_.backward(ctx, c.norm5, g, mode);
-    c.norm5 = {};
-    for (std::size_t b = blocks_.size(); b-- > 0;) {
-      if (b < transitions_.size()) {
-        g = transitions_[b].backward(ctx, c.transitions[b], g, mode);
-        c.transitions[b] = {};
-      }
-      g = blocks_[b].backward(ctx, c.blocks[b], g, mode);
-      c.blocks[b] = {};
-    }
-    g = pool0_.backward(ctx, c.pool0, g, mode);
-    c.pool0 = {};
-    g = norm0_.backward(ctx, c.norm0, g, mode);
-    c.norm0 = {};
-    conv0_.backward_params(ctx, c.conv0.x, g, mode);
-    c.conv0 = {};
+    backward_feature_map(ctx, c, gap_.backward(ctx, c.gap, dfeat, mode), mode);
   }
 
   /// Every trainable parameter with its torchvision state_dict name.
