@@ -231,3 +231,38 @@ BOOST_AUTO_TEST_CASE(bad_input_is_a_clear_error) {
   const auto r = ev::ovo_auc(tv1_scores, tv1_labels, 3);
   mammocl::test::expect_error<config_error>([&] { (void)r.pair(1, 1); }, "distinct classes");
 }
+
+// ovo_auc_present: the plain macro AUC when every class occurs; with class 1 absent from TV-AUC-1's 5-class
+// cousin, the mean over the pairs of present classes of (A(a|b) + A(b|a)) / 2, each computed here by
+// counting wins on the raw score columns.
+BOOST_AUTO_TEST_CASE(ovo_auc_present_drops_absent_classes) {
+  BOOST_TEST(ev::ovo_auc_present(tv1_scores, tv1_labels, 3) == ev::ovo_auc(tv1_scores, tv1_labels, 3).macro,
+             tt::tolerance(1e-15));
+  // Four classes, class 1 never occurs; rows need not sum to 1 after dropping column 1.
+  const std::vector<int> y{0, 0, 2, 2, 3, 3, 0, 3};
+  const std::vector<double> s{.4, .3, .2, .1, .1, .5, .2, .2, .2, .2, .5, .1, .1, .1, .6, .2,
+                              .3, .1, .1, .5, .1, .2, .1, .6, .6, .2, .1, .1, .2, .2, .3, .3};
+  auto a_given = [&](int a, int b) {  // P(score_a of a random class-a sample > that of a class-b sample)
+    double wins = 0, n = 0;
+    for (std::size_t i = 0; i < y.size(); ++i)
+      for (std::size_t j = 0; j < y.size(); ++j)
+        if (y[i] == a && y[j] == b) {
+          const double si = s[i * 4 + static_cast<std::size_t>(a)], sj = s[j * 4 + static_cast<std::size_t>(a)];
+          wins += si > sj ? 1.0 : si == sj ? 0.5 : 0.0;
+          n += 1;
+        }
+    return wins / n;
+  };
+  const int present[3] = {0, 2, 3};
+  double sum = 0;
+  for (int i = 0; i < 3; ++i)
+    for (int j = i + 1; j < 3; ++j) sum += 0.5 * (a_given(present[i], present[j]) + a_given(present[j], present[i]));
+  BOOST_TEST(ev::ovo_auc_present(s, y, 4) == sum / 3, tt::tolerance(1e-12));
+  const std::vector<int> one{2, 2};
+  mammocl::test::expect_error<mammocl::config_error>(
+      [&] { (void)ev::ovo_auc_present(std::vector<double>(8, .25), one, 4); },
+      "ovo_auc_present: the labels hold 1 class(es); an AUC needs at least two");
+  mammocl::test::expect_error<mammocl::config_error>(
+      [&] { (void)ev::ovo_auc_present(std::vector<double>(8, .25), std::vector<int>{0, 4}, 4); },
+      "ovo_auc_present: label 4 outside [0, 4)");
+}

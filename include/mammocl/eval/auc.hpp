@@ -376,6 +376,42 @@ inline void multiplicities(std::span<const std::size_t> indices, std::size_t n, 
   return detail::ovo_from_wins(wins, counts, num_classes);
 }
 
+/// One-vs-one macro AUC over the classes that occur in `labels` (at least two of the `num_classes`): the
+/// score columns of the absent classes are dropped and Hand & Till's M is computed on the rest (raw
+/// columns, so a row need not sum to 1 once columns are dropped). Equal to `ovo_auc(...).macro` when every
+/// class occurs. For small real test sets in which a rare class (e.g. malignant calcification) may have no
+/// sample; report which classes were present next to the value. Throws config_error when fewer than two
+/// classes occur, and as `ovo_auc` otherwise.
+[[nodiscard]] inline double ovo_auc_present(std::span<const double> scores, std::span<const int> labels,
+                                            int num_classes) {
+  MAMMOCL_CHECK(num_classes >= 2, config_error, "ovo_auc_present: num_classes must be at least 2, got ", num_classes);
+  const auto k = static_cast<std::size_t>(num_classes);
+  MAMMOCL_CHECK(scores.size() == labels.size() * k, shape_error, "ovo_auc_present: ", scores.size(),
+                " scores for ", labels.size(), " labels and ", num_classes, " classes");
+  std::vector<int> remap(k, -1);
+  for (int y : labels) {
+    MAMMOCL_CHECK(y >= 0 && y < num_classes, config_error, "ovo_auc_present: label ", y, " outside [0, ",
+                  num_classes, ")");
+    remap[static_cast<std::size_t>(y)] = 0;
+  }
+  int present = 0;
+  for (auto& r : remap)
+    if (r == 0) r = present++;
+  MAMMOCL_CHECK(present >= 2, config_error, "ovo_auc_present: the labels hold ", present,
+                " class(es); an AUC needs at least two");
+  if (present == num_classes) return ovo_auc(scores, labels, num_classes).macro;
+  std::vector<double> sub;
+  sub.reserve(labels.size() * static_cast<std::size_t>(present));
+  std::vector<int> y2;
+  y2.reserve(labels.size());
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    for (std::size_t c = 0; c < k; ++c)
+      if (remap[c] >= 0) sub.push_back(scores[i * k + c]);
+    y2.push_back(remap[static_cast<std::size_t>(labels[i])]);
+  }
+  return ovo_auc(sub, y2, present, {.require_probabilities = false}).macro;
+}
+
 /// Binary AUC of a resample, for the bootstrap: the scores and labels are validated (as `binary_auc`) and
 /// sorted once; `operator()` takes a multiset of sample indices and costs O(N + indices). Equal to
 /// binary_auc on the gathered scores and labels. Thread-safe (const, no shared scratch).

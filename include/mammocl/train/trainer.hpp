@@ -82,7 +82,7 @@ struct fit_result {
 
 /// Validation of a strategy's classifier on a source (views = 1, stage/epoch 0 requests).
 struct validation_result {
-  double auc = std::numeric_limits<double>::quiet_NaN();  ///< OvO macro AUC over all samples
+  double auc = std::numeric_limits<double>::quiet_NaN();  ///< OvO macro AUC over all samples and the classes present (eval::ovo_auc_present; NaN with fewer than 2)
   double accuracy = 0;
   std::optional<double> auc_domain[2];                    ///< per domain, when every class is present there
   std::vector<double> probabilities;                      ///< N×K softmax outputs, in source order
@@ -127,7 +127,14 @@ validation_result validate(typename S::backend_type::context& ctx, const S& stra
       if (y >= 0 && y < num_classes) seen[static_cast<std::size_t>(y)] = 1;
     return std::count(seen.begin(), seen.end(), 1) == static_cast<std::ptrdiff_t>(k);
   };
-  if (all_present(v.labels)) v.auc = eval::ovo_auc(v.probabilities, v.labels, num_classes).macro;
+  // Over the classes present (a small validation split of real data may lack a rare class); with every
+  // class present this is the plain OvO macro AUC.
+  {
+    std::vector<int> seen(k, 0);
+    for (int y : v.labels)
+      if (y >= 0 && y < num_classes) seen[static_cast<std::size_t>(y)] = 1;
+    if (std::count(seen.begin(), seen.end(), 1) >= 2) v.auc = eval::ovo_auc_present(v.probabilities, v.labels, num_classes);
+  }
   if (v.domains.size() == n)
     for (int d = 0; d < 2; ++d) {
       std::vector<double> p;
