@@ -14,12 +14,17 @@
 
 #include "mammocl/data/synthetic_domains.hpp"
 #include "mammocl/mammocl.hpp"
+#include "mammocl/models/whole_image_classifier.hpp"
 #include "mammocl/train/linear_probe.hpp"
 #include "test_helpers.hpp"
 
 using namespace mammocl;
 using B = cpu_backend;
 using task = data::synthetic_domain_task;
+
+// The models METHOD.md §5.5 probes: the patch DenseNet (GAP) and the whole-image model (unit + GAP).
+static_assert(train::FeatureEncoder<models::densenet<B, models::densenet_small>>);
+static_assert(train::FeatureEncoder<models::whole_image_classifier<B, models::densenet_small>>);
 
 namespace {
 
