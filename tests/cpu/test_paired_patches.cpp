@@ -17,6 +17,7 @@
 #include "mammocl/data/mini_mias.hpp"
 #include "mammocl/data/paired_patches.hpp"
 #include "shared_data.hpp"
+#include "temp_dir.hpp"
 #include "test_helpers.hpp"
 
 using namespace mammocl;
@@ -168,8 +169,9 @@ BOOST_AUTO_TEST_CASE(equals_the_former_construction_bit_for_bit) {
   BOOST_REQUIRE_EQUAL(s.lut.size(), 4u);
   for (int i = 0; i < 4; ++i) BOOST_TEST((s.lut.at("phantom-" + std::to_string(i)) == ref.lut[static_cast<std::size_t>(i)]));
   BOOST_TEST(s.report.skipped.empty());
-  // A and B of each reference pair were cut at the same centre.
+  // A and B of each reference pair were cut at the same centre, the one the store records.
   BOOST_TEST((ref.centre_a == ref.centre_b));
+  BOOST_TEST((s.center == ref.centre_a));
   // Every pixel is in [0, 1]; B differs from A (the LUT is not the identity).
   BOOST_TEST(std::all_of(s.a.begin(), s.a.end(), [](float v) { return v >= 0.0f && v <= 1.0f; }));
   BOOST_TEST(std::all_of(s.b.begin(), s.b.end(), [](float v) { return v >= 0.0f && v <= 1.0f; }));
@@ -379,6 +381,168 @@ BOOST_AUTO_TEST_CASE(training_batches_are_deterministic_shuffled_full_and_dihedr
   // Another seed shuffles differently.
   const paired_patch_source other(s, set, bs, true, 12);
   BOOST_TEST(other.order(1, 0) != src.order(1, 0));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(paired_patches_records)
+
+namespace {
+/// Writes a 64 x 48 8-bit PGM: `inside` in the rectangle rows [16, 48) x cols [8, 40), `outside` elsewhere,
+/// plus `ramp` * (r + c) inside (0 = a flat breast).
+std::string write_block(const test::temp_dir& t, const std::string& name, float inside, float outside, float ramp) {
+  image img(64, 48, outside);
+  for (std::int64_t r = 16; r < 48; ++r)
+    for (std::int64_t c = 8; c < 40; ++c) img(r, c) = inside + ramp * static_cast<float>((r + c) % 7);
+  const auto p = t / name;
+  write_image(p, img);
+  return p.string();
+}
+
+roi circle(double row, double col, double radius, pathology p = pathology::benign) {
+  roi o;
+  o.type = lesion_type::mass;
+  o.path = p;
+  o.center = std::array<double, 2>{row, col};
+  o.radius = radius;
+  o.description = "test circle";
+  return o;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(skipping_rules_and_errors) {
+  test::temp_dir t("paired-records");
+  paired_patch_options o;
+  o.sampler.patch_size = 8;
+  o.sampler.per_roi = 2;
+  o.sampler.per_image = 2;
+  const std::string good = write_block(t, "good.pgm", 150, 10, 10);
+  std::vector<case_record> recs(6);
+  recs[0].image_path = good;  // kept: one located mass
+  recs[0].patient_id = "p0";
+  recs[0].rois = {circle(30, 20, 4, pathology::malignant)};
+  recs[1].image_path = good;  // an ROI without location: skipped
+  recs[1].patient_id = "p1";
+  recs[1].rois = {circle(30, 20, 4), roi{}};
+  recs[1].rois[1].description = "CALC B";
+  recs[2].image_path = write_block(t, "blank.pgm", 90, 90, 0);  // one value: no foreground
+  recs[3].image_path = write_block(t, "flat.pgm", 200, 0, 0);   // a flat breast: p1 == p99
+  recs[4].image_path = good;  // ROI entirely outside the image
+  recs[4].rois = {circle(500, 500, 3)};
+  recs[5].image_path = good;  // ROI inside the image but outside the breast's box
+  recs[5].rois = {circle(4, 4, 2)};
+  std::vector<std::size_t> done;
+  const paired_patches s = make_paired_patches(recs, o, default_image_reader(),
+                                               [&](std::size_t d, std::size_t n) { done.push_back(d * 100 + n); });
+  BOOST_TEST(done == (std::vector<std::size_t>{106, 206, 306, 406, 506, 606}), boost::test_tools::per_element());
+  BOOST_TEST(s.images == std::vector<std::string>{good}, boost::test_tools::per_element());
+  BOOST_TEST(s.patients == std::vector<std::string>{"p0"}, boost::test_tools::per_element());
+  BOOST_TEST(s.side == 8);
+  const auto n = s.class_counts();
+  BOOST_TEST(n[static_cast<int>(patch_class::malignant_mass)] == 2);
+  BOOST_TEST(n[0] == 2);
+  BOOST_REQUIRE_EQUAL(s.report.skipped.size(), 5u);
+  const auto& k = s.report.skipped;
+  BOOST_TEST(k[0].item == good);
+  BOOST_TEST(k[0].reason == "ROI 1 (CALC B) has no location, so no patch can be labelled near it");
+  BOOST_TEST(k[1].item == recs[2].image_path);
+  BOOST_TEST(k[1].reason.find("breast segmentation failed: segment_breast") == 0u, k[1].reason);
+  BOOST_TEST(k[2].item == recs[3].image_path);
+  BOOST_TEST(k[2].reason == "estimate_lut_params: the breast region of image " + recs[3].image_path +
+                                " is flat (p1 = p99 = 0.784314); the sigmoid LUT needs a width > 0",
+             k[2].reason);
+  BOOST_TEST(k[3].reason == "ROI 0 (test circle) has no pixel inside the 64 x 48 image");
+  BOOST_TEST(k[4].reason == "ROI 0 (test circle) lies outside the breast's bounding box");
+  // The LUT window of the kept image equals estimate_lut_params on the same segmentation.
+  const image a = read_image(good).normalized();
+  BOOST_TEST((s.lut.at(good) == estimate_lut_params(a, segment_breast(a).region)));
+
+  // Other failures are errors naming the record.
+  std::vector<case_record> missing(1);
+  missing[0].image_path = (t / "none.pgm").string();
+  test::expect_error<io_error>([&] { (void)make_paired_patches(missing, o); },
+                               "make_paired_patches: record 0 (" + (t / "none.pgm").string() + "): ");
+  patch_options bad = o.sampler;
+  bad.patch_size = 1;
+  test::expect_error<config_error>([&] { (void)make_paired_patches(recs, {bad, {}}); },
+                                   "make_paired_patches: record 0 (" + good + "): sample_patches: patch_size 1 for " +
+                                       good + " must be at least 2");
+  test::expect_error<config_error>([&] { (void)make_paired_patches(recs, o, image_reader{}); },
+                                   "make_paired_patches: the image reader is empty");
+}
+
+BOOST_AUTO_TEST_CASE(mini_mias_subset_counts_labels_patients_and_skips) {
+  const auto data = test::shared_data("mini-mias/Info.txt");
+  if (!data) return;
+  const auto all = read_mini_mias(*data / "mini-mias" / "Info.txt").records;
+  // Chosen by content: the first 6 images whose ROIs are all located, the first 2 normals, and every image
+  // with an ROI that has no location.
+  std::vector<case_record> sub;
+  int located = 0, normals = 0, unlocated = 0;
+  for (const auto& r : all) {
+    const bool any_unlocated = std::any_of(r.rois.begin(), r.rois.end(), [](const roi& x) { return !x.located(); });
+    if (any_unlocated) {
+      sub.push_back(r);
+      ++unlocated;
+    } else if (r.rois.empty() ? normals++ < 2 : located++ < 6) {
+      sub.push_back(r);
+    }
+  }
+  BOOST_REQUIRE_EQUAL(normals >= 2 && located >= 6, true);
+  BOOST_REQUIRE(unlocated >= 1);  // the data README: rows without coordinates exist
+  paired_patch_options o;
+  o.sampler = study_sampler();
+  const paired_patches s = make_paired_patches(sub, o);
+  BOOST_TEST(s.side == 32);
+  // Skipped: exactly the images with an unlocated ROI (the located ones all lie in their breast here, which
+  // the check below confirms by counting).
+  std::set<std::string> skipped;
+  for (const auto& e : s.report.skipped) {
+    skipped.insert(e.item);
+    BOOST_TEST(e.reason.find("has no location, so no patch can be labelled near it") != std::string::npos, e.reason);
+  }
+  BOOST_TEST(skipped.size() == static_cast<std::size_t>(unlocated));
+  BOOST_REQUIRE_EQUAL(s.images.size() + skipped.size(), sub.size());
+  // Expected counts from the records: per_roi patches per ROI of each class, <= per_image background each.
+  std::array<std::int64_t, 5> want{};
+  std::map<std::string, const case_record*> by_name;
+  for (const auto& r : sub) {
+    if (skipped.count(r.image_path)) continue;
+    by_name[r.image_path] = &r;
+    for (const auto& x : r.rois) want[static_cast<std::size_t>(x.label())] += 4;
+  }
+  const auto got = s.class_counts();
+  for (int c = 1; c < 5; ++c) BOOST_TEST(got[static_cast<std::size_t>(c)] == want[static_cast<std::size_t>(c)], "class " << c);
+  std::vector<int> background(s.images.size(), 0);
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    const auto img = static_cast<std::size_t>(s.image[k]);
+    const case_record& r = *by_name.at(s.images[img]);
+    const auto [cr, cc] = s.center[k];
+    if (s.label[k] == 0) {
+      ++background[img];
+      // Shen's rule: the window overlaps no ROI by more than 35 % of the ROI or of the window.
+      for (const auto& x : r.rois) {
+        const mask m = rasterize(x, 1024, 1024);
+        const double inter = static_cast<double>(overlap(m, cr - 64, cc - 64, 128, 128));
+        BOOST_TEST(inter <= 0.35 * static_cast<double>(m.count()) + 1e-9);
+      }
+      continue;
+    }
+    // A lesion patch has the class of one of its image's ROIs and is centred within that circle's box.
+    bool near = false;
+    for (const auto& x : r.rois)
+      if (static_cast<int>(x.label()) == s.label[k] && std::abs(cr - (*x.center)[0]) <= x.radius + 1 &&
+          std::abs(cc - (*x.center)[1]) <= x.radius + 1)
+        near = true;
+    BOOST_TEST(near, "patch " << k << " of " << s.images[img] << " at " << cr << "," << cc);
+  }
+  for (std::size_t i = 0; i < s.images.size(); ++i) {
+    BOOST_TEST(background[i] <= 3);
+    BOOST_TEST(background[i] >= 1);
+    BOOST_TEST(s.patients[i] == by_name.at(s.images[i])->patient_id);
+    BOOST_TEST(s.lut.count(s.images[i]) == 1u);
+  }
+  BOOST_TEST(std::all_of(s.b.begin(), s.b.end(), [](float v) { return v >= 0.0f && v <= 1.0f; }));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -59,6 +59,7 @@ struct paired_patches {
   std::vector<float> a, b;                        ///< side*side floats per patch, row-major, values in [0,1]
   std::vector<int> label;                         ///< patch_class index 0..4
   std::vector<std::int64_t> image;                ///< per patch: index into `images`
+  std::vector<std::array<std::int64_t, 2>> center;  ///< per patch: centre (row, col) in its source image (both domains)
   std::vector<std::string> images;                ///< per image: its name (record.image_path, or "phantom-<i>")
   std::vector<std::string> patients;              ///< per image: patient id
   std::map<std::string, lut_domain_params> lut;   ///< per image name: the domain-B window
@@ -137,6 +138,7 @@ inline void append_pairs(paired_patches& out, const image& img_a, const image& i
     out.b.insert(out.b.end(), pb[j].pixels.pixels.begin(), pb[j].pixels.pixels.end());
     out.label.push_back(pa[j].label);
     out.image.push_back(image_index);
+    out.center.push_back({pa[j].center_row, pa[j].center_col});
   }
 }
 
