@@ -335,6 +335,10 @@ BOOST_AUTO_TEST_CASE(any_encoder_and_source) {
       train::fit_linear_probe(ftr, train::extract_features(ctx, flatten_encoder{}, te), o);
   BOOST_TEST((f.weight == r.weight));
   BOOST_TEST((f.test_prob == r.test_prob));
+  // Temporaries and non-const lvalues are sources too.
+  tiny_source te_mutable = te;
+  const train::linear_probe_result t = train::linear_probe(ctx, flatten_encoder{}, tiny_source{tr}, te_mutable, o);
+  BOOST_TEST((t.weight == r.weight));
 }
 
 BOOST_AUTO_TEST_CASE(errors) {

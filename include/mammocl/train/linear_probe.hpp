@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "mammocl/backend/cpu/cpu_backend.hpp"
@@ -205,8 +206,9 @@ inline double probe_accuracy(const std::vector<double>& p, const std::vector<int
 /// dropping the last batch, or those samples are not seen. `which` names the source in errors.
 /// Throws config_error (no batches), shape_error (a batch with views != 1 or inconsistent sizes, features
 /// that are not (N,F) or change width).
-template <FeatureEncoder M, data::BatchSource S>
-[[nodiscard]] feature_set extract_features(typename M::backend_type::context& ctx, const M& model, S& source,
+template <FeatureEncoder M, class S>
+  requires data::BatchSource<std::remove_reference_t<S>>
+[[nodiscard]] feature_set extract_features(typename M::backend_type::context& ctx, const M& model, S&& source,
                                            const char* which = "source") {
   using B = typename M::backend_type;
   using T = typename B::scalar_type;
@@ -414,10 +416,12 @@ template <FeatureEncoder M, data::BatchSource S>
 
 /// The linear probe of a trained model on another dataset: features of `train` and `test` from the frozen
 /// model in inference mode (`extract_features`; the model is not modified), then `fit_linear_probe`.
-/// `opt.classes` is the probe's class count, independent of the model's own head. Throws as both.
-template <FeatureEncoder M, data::BatchSource Train, data::BatchSource Test>
-[[nodiscard]] linear_probe_result linear_probe(typename M::backend_type::context& ctx, const M& model, Train& train,
-                                               Test& test, const linear_probe_options& opt) {
+/// `opt.classes` is the probe's class count, independent of the model's own head. The sources may be
+/// lvalues (const or not) or temporaries. Throws as both.
+template <FeatureEncoder M, class Train, class Test>
+  requires data::BatchSource<std::remove_reference_t<Train>> && data::BatchSource<std::remove_reference_t<Test>>
+[[nodiscard]] linear_probe_result linear_probe(typename M::backend_type::context& ctx, const M& model, Train&& train,
+                                               Test&& test, const linear_probe_options& opt) {
   detail::check_probe_options(opt);  // before the (possibly long) feature extraction
   const feature_set tr = extract_features(ctx, model, train, "training");
   const feature_set te = extract_features(ctx, model, test, "test");
