@@ -33,6 +33,12 @@
 #include "mammocl/data/batch.hpp"
 #include "mammocl/data/domains.hpp"
 #include "mammocl/data/image_io.hpp"
+#if MAMMOCL_EXAMPLES_WITH_DICOM
+#include "mammocl/data/open_dataset_dicom.hpp"
+#else
+#include "mammocl/data/open_dataset.hpp"
+#include "mammocl/data/paired_patches.hpp"
+#endif
 #include "mammocl/data/phantom.hpp"
 #include "mammocl/data/resize.hpp"
 #include "mammocl/data/segmentation.hpp"
@@ -57,6 +63,12 @@ constexpr int classes = 2;  // 0 no cancer, 1 cancer (case_record::cancer)
 [[noreturn]] void fail(const std::string& msg) {
   std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
   std::exit(2);
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
 }
 
 /// Thrown by the --max-steps hook to end training like a kill (not a mammocl::error, so the trainer lets it pass).
@@ -104,9 +116,6 @@ struct args {
   std::int64_t cache_mb = 4096;
   bool resume = true, quiet = false;
   std::set<std::string> given;       // the flags on the command line
-  // Phantom geometry (the smoke run draws smaller phantoms; not a flag).
-  std::int64_t phantom_rows = 1024, phantom_cols = 768;
-  double phantom_spacing = 0.2;
 };
 
 void usage(std::FILE* f, command c) {
@@ -367,6 +376,7 @@ void adopt_run_settings(args& a) {
     fail("'" + rj.string() + "' lacks a setting or has one of the wrong type: " + e.what());
   }
   if (!took.empty() && !a.quiet) std::printf("settings from %s:%s\n", rj.c_str(), took.c_str());
+  std::fflush(stdout);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -427,10 +437,17 @@ class image_store {
 
   image_store(std::vector<entry> entries, int h, int w, maker make, bool keep)
       : entries_(std::move(entries)), h_(h), w_(w), make_(std::move(make)), keep_(keep) {}
+  /// A store whose images were prepared already (a, b: entries.size() * h * w floats each).
+  image_store(std::vector<entry> entries, int h, int w, maker make, std::vector<float> a, std::vector<float> b)
+      : entries_(std::move(entries)), h_(h), w_(w), make_(std::move(make)), keep_(true), a_(std::move(a)),
+        b_(std::move(b)) {
+    MAMMOCL_EXPECTS(a_.size() == entries_.size() * pixels() && b_.size() == a_.size(),
+                    "image_store: preloaded pixels do not match ", entries_.size(), " images of ", h, "x", w);
+  }
 
   /// Prepares (and keeps) every image now; with `keep` false, nothing is done until a batch asks.
   void load(bool quiet) {
-    if (!keep_) return;
+    if (!keep_ || (!entries_.empty() && a_.size() == entries_.size() * pixels())) return;
     a_.resize(entries_.size() * pixels());
     b_.resize(a_.size());
     const auto t0 = std::chrono::steady_clock::now();
@@ -554,21 +571,106 @@ bool keep_in_memory(const args& a, std::size_t n) {
   return mib <= static_cast<double>(a.cache_mb);
 }
 
-/// `count` phantom mammograms (indices 0..count-1 of the generator seeded with --seed), one patient each.
-std::pair<std::vector<entry>, image_store::maker> phantom_entries(const args& a, int count) {
+/// The phantom's geometry for a network input height: drawn at twice that height (so that the crop and
+/// resize still average pixels), between 256 and 1024 rows (the phantom's own 1024 x 768 at 0.2 mm), 4:3, with
+/// the pixel spacing scaled so that the anatomy keeps its size in mm.
+data::phantom_options phantom_geometry(const args& a) {
   data::phantom_options po;
   po.seed = a.seed;
-  po.rows = a.phantom_rows;
-  po.cols = a.phantom_cols;
-  po.pixel_spacing_mm = a.phantom_spacing;
+  std::int64_t rows = std::clamp<std::int64_t>((2 * static_cast<std::int64_t>(a.height) + 63) / 64 * 64, 256, 1024);
+  po.rows = rows;
+  po.cols = rows * 3 / 4;
+  po.pixel_spacing_mm = 0.2 * 1024.0 / static_cast<double>(rows);
+  return po;
+}
+
+/// `count` phantom mammograms (indices 0..count-1 of the generator seeded with --seed), one patient each,
+/// prepared while they are generated when they are kept in memory.
+std::unique_ptr<image_store> phantom_store(const args& a, int count, bool keep, bool quiet) {
+  const data::phantom_options po = phantom_geometry(a);
+  const int h = a.height, w = a.width;
+  image_store::maker make = [po, h, w](std::size_t i) { return prepare_phantom(data::generate_phantom(po, i), h, w); };
   std::vector<entry> e;
+  std::vector<float> pa, pb;
+  const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < count; ++i) {
-    // The label needs the lesions only, but they come with the pixels; generation is cheap next to training.
     const data::phantom_case pc = data::generate_phantom(po, static_cast<std::uint64_t>(i));
     e.push_back({pc.record.image_path, pc.record.patient_id, pc.record.cancer()});
+    if (keep) {
+      const prepared_image p = prepare_phantom(pc, h, w);
+      pa.insert(pa.end(), p.a.begin(), p.a.end());
+      pb.insert(pb.end(), p.b.begin(), p.b.end());
+    }
+    if (!quiet && (i + 1 == count || (i + 1) % 20 == 0))
+      std::fprintf(stderr, "\rgenerating phantoms %d/%d (%.0f s)%s", i + 1, count,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                   i + 1 == count ? "\n" : "");
   }
-  const int h = a.height, w = a.width;
-  return {e, [po, h, w](std::size_t i) { return prepare_phantom(data::generate_phantom(po, i), h, w); }};
+  if (keep) return std::make_unique<image_store>(std::move(e), h, w, std::move(make), std::move(pa), std::move(pb));
+  return std::make_unique<image_store>(std::move(e), h, w, std::move(make), false);
+}
+
+/// PGM/PNG, and DICOM when the program is built with DCMTK.
+data::image_reader image_reader() {
+#if MAMMOCL_EXAMPLES_WITH_DICOM
+  return data::dicom_image_reader();
+#else
+  return data::default_image_reader();
+#endif
+}
+
+/// The dataset at --data (data/open_dataset.hpp); its errors are usage errors (exit 2).
+data::opened_dataset open_folder(const args& a) {
+  try {
+#if MAMMOCL_EXAMPLES_WITH_DICOM
+    return data::open_dataset_dicom(a.data);
+#else
+    data::opened_dataset ds = data::open_dataset(a.data);
+    if (ds.needs_dicom)
+      fail("--data '" + a.data + "': the " + std::string(data::dataset_kind_name(ds.kind)) +
+           " images are DICOM files, and this program was built without DICOM (configure with "
+           "-DMAMMOCL_WITH_DICOM=ON and DCMTK installed)");
+    return ds;
+#endif
+  } catch (const io_error& e) {
+    fail("--data: " + e.message());
+  }
+}
+
+/// About n images of whole patients, drawn with `seed` from each stratum ("patient has a cancer" or not) in
+/// proportion to its images, so that a small subset still holds both classes; records keep their order.
+std::vector<data::case_record> patient_subset(const std::vector<data::case_record>& records, int n, std::uint64_t seed) {
+  if (static_cast<std::size_t>(n) >= records.size()) return records;
+  std::map<std::string, std::pair<int, int>> patients;  // id -> (stratum, images)
+  for (const auto& r : records) {
+    auto& p = patients[r.patient_id];
+    p.first = std::max(p.first, r.cancer());
+    ++p.second;
+  }
+  std::set<std::string> chosen;
+  for (int s = 0; s < classes; ++s) {
+    std::vector<std::string> ids;
+    long long images = 0;
+    for (const auto& [id, p] : patients)
+      if (p.first == s) {
+        ids.push_back(id);
+        images += p.second;
+      }
+    rng r(seed * 0x9E3779B97F4A7C15ULL + 0x5EB5E7ULL + static_cast<std::uint64_t>(s));
+    for (std::size_t i = ids.size(); i > 1; --i) std::swap(ids[i - 1], ids[r.below(i)]);
+    const long long target = std::llround(static_cast<double>(n) * static_cast<double>(images) /
+                                          static_cast<double>(records.size()));
+    long long taken = 0;
+    for (const auto& id : ids) {
+      if (taken >= std::max(target, 1LL)) break;
+      chosen.insert(id);
+      taken += patients[id].second;
+    }
+  }
+  std::vector<data::case_record> out;
+  for (const auto& r : records)
+    if (chosen.count(r.patient_id)) out.push_back(r);
+  return out;
 }
 
 /// The data named by --data, split by patient (60/15/25 %, stratified on "patient has a cancer", --seed).
@@ -578,18 +680,35 @@ dataset open_data(const args& a) {
   image_store::maker make;
   if (a.data == "phantom") {
     const int n = a.images.value_or(80);
-    std::tie(entries, make) = phantom_entries(a, n);
-    d.description = std::to_string(n) + " phantom mammograms (seed " + std::to_string(a.seed) + ")";
+    d.store = phantom_store(a, n, keep_in_memory(a, static_cast<std::size_t>(n)), a.quiet);
+    entries = d.store->entries();
+    const data::phantom_options po = phantom_geometry(a);
+    d.description = std::to_string(n) + " phantom mammograms (seed " + std::to_string(a.seed) + ", drawn at " +
+                    std::to_string(po.rows) + "x" + std::to_string(po.cols) + ", " + fmt("%.3g", po.pixel_spacing_mm) +
+                    " mm pixels)";
   } else {
-    fail("--data '" + a.data + "': dataset folders are not supported by this build yet; use --data phantom");
+    data::opened_dataset ds = open_folder(a);
+    const std::size_t listed = ds.records.size();
+    std::vector<data::case_record> records = a.images ? patient_subset(ds.records, *a.images, a.seed) : ds.records;
+    for (const auto& r : records) entries.push_back({r.image_path, r.patient_id, r.cancer()});
+    const int h = a.height, w = a.width;
+    const data::image_reader read = image_reader();
+    make = [records, read, h, w](std::size_t i) { return prepare_read(read(records[i].image_path), h, w); };
+    d.description = std::string(data::dataset_kind_name(ds.kind)) + " at " + ds.root.string() + ": " +
+                    std::to_string(records.size()) + " images" +
+                    (records.size() < listed ? " (a patient subset of " + std::to_string(listed) + ")" : std::string()) +
+                    (ds.report.skipped.empty() ? std::string()
+                                               : ", " + std::to_string(ds.report.skipped.size()) + " left out by the reader");
   }
   for (std::size_t i = 0; i < entries.size(); ++i)
     d.items.push_back({static_cast<std::int64_t>(i), entries[i].label, entries[i].patient});
   d.split = data::split_by_patient(d.items, {.train = 0.6, .validation = 0.15, .test = 0.25,
                                              .stratum = data::patient_stratum::max_label},
                                    a.seed);
-  const bool keep = keep_in_memory(a, entries.size());
-  d.store = std::make_unique<image_store>(std::move(entries), a.height, a.width, std::move(make), keep);
+  if (!d.store) {
+    const bool keep = keep_in_memory(a, entries.size());
+    d.store = std::make_unique<image_store>(std::move(entries), a.height, a.width, std::move(make), keep);
+  }
   return d;
 }
 
@@ -732,12 +851,6 @@ confusion confusion_of(const std::vector<double>& p, const std::vector<int>& y, 
     else (pred ? c.fp : c.tn) += 1;
   }
   return c;
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
 }
 
 /// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
@@ -1093,10 +1206,6 @@ int smoke(const args& s) {
   a.replicates = 200;
   a.resume = false;
   a.quiet = true;
-  // Small phantoms (256 x 192 at 0.8 mm: the same anatomy, 16 times fewer pixels).
-  a.phantom_rows = 256;
-  a.phantom_cols = 192;
-  a.phantom_spacing = 0.8;
   args tr = a;
   tr.cmd = command::train;
   tr.out = s.out / "train";
