@@ -3,6 +3,7 @@
 //   patch_classifier train    --data phantom|DIR --out DIR [training options]
 //   patch_classifier evaluate --checkpoint FILE --out DIR [--data phantom|DIR]
 //   patch_classifier predict  --checkpoint FILE --out FILE.csv (--data phantom|DIR [--split test|all] | IMAGE...)
+//   patch_classifier probe    --checkpoint FILE --data phantom|DIR --out DIR
 //   patch_classifier --smoke --out DIR
 //   patch_classifier --help | <command> --help
 //
@@ -11,7 +12,8 @@
 // training set built as one of METHOD.md §2.3's variants (augmented, mixed, mixed down-sampled). Model: the
 // small DenseNet or DenseNet-121, chosen at run time. `train` writes, beside the trainer's checkpoints, the
 // run's settings (patch_classifier.json) and its domain manifest (domains.json), so that `evaluate` and
-// `predict` rebuild the same model and the same test split from --checkpoint alone.
+// `predict` rebuild the same model and the same test split from --checkpoint alone. `probe` measures how
+// the frozen encoder generalises to another dataset: a linear layer trained on its features (METHOD.md §5.5).
 //
 // Errors: `patch_classifier: message` on stderr; exit 2 for bad input found before any long work (flags,
 // paths, datasets, checkpoints), 1 for failures while working. docs/patch_classifier_cli.md has the details.
@@ -48,6 +50,7 @@
 #include "mammocl/io/safetensors.hpp"
 #include "mammocl/mammocl.hpp"
 #include "mammocl/models/densenet.hpp"
+#include "mammocl/train/linear_probe.hpp"
 #include "mammocl/train/strategies.hpp"
 #include "mammocl/train/trainer.hpp"
 #if MAMMOCL_EXAMPLES_WITH_DICOM
@@ -93,11 +96,11 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // ---------------------------------------------------------------------------------------------------
 // Command line
 
-enum command_bits : unsigned { cmd_train = 1, cmd_evaluate = 2, cmd_predict = 4, cmd_smoke = 8 };
+enum command_bits : unsigned { cmd_train = 1, cmd_evaluate = 2, cmd_predict = 4, cmd_smoke = 8, cmd_probe = 16 };
 
 /// What the command line said; unset optionals were not given.
 struct args {
-  std::string command;  // train, evaluate, predict, smoke
+  std::string command;  // train, evaluate, predict, probe, smoke
   std::optional<std::string> data, strategy, model, init, variant, split;
   std::optional<int> patch, window, images, epochs, epochs2, batch, per_roi, per_image;
   std::optional<std::int64_t> target_height;
@@ -112,31 +115,32 @@ struct args {
 
 /// Which commands accept a flag.
 const std::map<std::string, unsigned>& flag_commands() {
+  constexpr unsigned data_cmds = cmd_train | cmd_evaluate | cmd_predict | cmd_probe;
   static const std::map<std::string, unsigned> m{
-      {"--data", cmd_train | cmd_evaluate | cmd_predict},
-      {"--out", cmd_train | cmd_evaluate | cmd_predict | cmd_smoke},
-      {"--checkpoint", cmd_evaluate | cmd_predict},
+      {"--data", data_cmds},
+      {"--out", data_cmds | cmd_smoke},
+      {"--checkpoint", cmd_evaluate | cmd_predict | cmd_probe},
       {"--strategy", cmd_train},
-      {"--model", cmd_train | cmd_evaluate | cmd_predict},
-      {"--patch", cmd_train | cmd_evaluate | cmd_predict},
-      {"--window", cmd_train | cmd_evaluate | cmd_predict},
+      {"--model", data_cmds},
+      {"--patch", data_cmds},
+      {"--window", data_cmds},
       {"--init", cmd_train},
       {"--variant", cmd_train},
-      {"--images", cmd_train | cmd_evaluate | cmd_predict},
-      {"--epochs", cmd_train},
+      {"--images", data_cmds},
+      {"--epochs", cmd_train | cmd_probe},
       {"--epochs2", cmd_train},
-      {"--lr", cmd_train},
+      {"--lr", cmd_train | cmd_probe},
       {"--lr2", cmd_train},
-      {"--batch", cmd_train},
-      {"--per-roi", cmd_train | cmd_evaluate | cmd_predict},
-      {"--per-image", cmd_train | cmd_evaluate | cmd_predict},
-      {"--target-height", cmd_train | cmd_evaluate | cmd_predict},
-      {"--seed", cmd_train | cmd_evaluate | cmd_predict},
+      {"--batch", cmd_train | cmd_probe},
+      {"--per-roi", data_cmds},
+      {"--per-image", data_cmds},
+      {"--target-height", data_cmds},
+      {"--seed", data_cmds},
       {"--split", cmd_predict},
-      {"--replicates", cmd_evaluate},
-      {"--threads", cmd_train | cmd_evaluate | cmd_predict | cmd_smoke},
+      {"--replicates", cmd_evaluate | cmd_probe},
+      {"--threads", data_cmds | cmd_smoke},
       {"--no-resume", cmd_train},
-      {"--quiet", cmd_train | cmd_evaluate | cmd_predict | cmd_smoke},
+      {"--quiet", data_cmds | cmd_smoke},
   };
   return m;
 }
@@ -149,6 +153,8 @@ void usage(std::FILE* f, const std::string& command) {
                  "  evaluate   test-set AUC (one-vs-one, macro) +- bootstrap s.e., per domain, accuracy, confusion\n"
                  "             matrix, class counts; metrics.json and report.html\n"
                  "  predict    class probabilities of patches (a dataset's split) or of patch images, as CSV\n"
+                 "  probe      linear probe: a linear layer on the frozen encoder's features of another dataset's\n"
+                 "             training split, test AUC +- bootstrap s.e.\n"
                  "  --smoke --out DIR   tiny end-to-end run (train, evaluate, predict, reload); non-zero exit on any\n"
                  "                      mismatch\n");
   if (command == "train")
@@ -191,6 +197,20 @@ void usage(std::FILE* f, const std::string& command) {
                  "  --threads N, --quiet\n"
                  "  data and model flags (--model --patch --window --images --per-roi --per-image --target-height\n"
                  "  --seed) may be repeated; a value other than the recorded one is an error\n");
+  if (command == "probe")
+    std::fprintf(f,
+                 "usage: patch_classifier probe --checkpoint FILE --data phantom|DIR --out DIR [options]\n"
+                 "  the encoder of FILE (frozen, inference mode) gives features of every patch of --data in both\n"
+                 "  domains; a new linear layer is trained on the patients of an 80 %% split and tested on the other\n"
+                 "  20 %%. Model, patch, window and input come from the checkpoint's run; the data flags describe\n"
+                 "  the new dataset (defaults as train's: --images 60 for the phantom, all images of a DIR,\n"
+                 "  --per-roi 4 --per-image 3 --target-height 0 --seed 1)\n"
+                 "  --epochs N          probe epochs (default 100; SGD 0.1, momentum 0.9, x0.2 at 60/75/90 %%)\n"
+                 "  --lr X              probe learning rate (default 0.1)\n"
+                 "  --batch N           probe batch size (default 256)\n"
+                 "  --replicates N      bootstrap replicates of the test AUC (default 1000)\n"
+                 "  --threads N, --quiet\n"
+                 "  writes DIR/probe.json\n");
   if (command == "predict")
     std::fprintf(f,
                  "usage: patch_classifier predict --checkpoint FILE --out FILE.csv [--data phantom|DIR] [--split test|all]\n"
@@ -210,23 +230,20 @@ void usage(std::FILE* f, const std::string& command) {
 
 args parse(int argc, char** argv) {
   args a;
-  if (argc < 2) {
-    usage(stderr, "");
-    fail("expected a command: train, evaluate, predict, --smoke or --help");
-  }
+  if (argc < 2) fail("expected a command: train, evaluate, predict, probe, --smoke or --help");
   int first = 2;
   const std::string c = argv[1];
   if (c == "--help" || c == "-h") {
     usage(stdout, "");
     std::exit(0);
   }
-  if (c == "train" || c == "evaluate" || c == "predict") a.command = c;
+  if (c == "train" || c == "evaluate" || c == "predict" || c == "probe") a.command = c;
   else if (c == "--smoke") a.command = "smoke";
   else if (c.rfind("--", 0) == 0 && flag_commands().count(c))
-    fail("expected a command before '" + c + "': train, evaluate, predict, --smoke or --help");
-  else fail("unknown command '" + c + "'; expected train, evaluate, predict, --smoke or --help");
+    fail("expected a command before '" + c + "': train, evaluate, predict, probe, --smoke or --help");
+  else fail("unknown command '" + c + "'; expected train, evaluate, predict, probe, --smoke or --help");
   const unsigned bit = a.command == "train" ? cmd_train : a.command == "evaluate" ? cmd_evaluate
-                       : a.command == "predict" ? cmd_predict : cmd_smoke;
+                       : a.command == "predict" ? cmd_predict : a.command == "probe" ? cmd_probe : cmd_smoke;
 
   auto value = [&](int& i, const std::string& name) -> std::string {
     if (i + 1 >= argc) fail(name + " needs a value");
@@ -264,10 +281,9 @@ args parse(int argc, char** argv) {
     }
     if (k == "--smoke") fail("--smoke is a command of its own: patch_classifier --smoke --out DIR");
     const auto fc = flag_commands().find(k);
-    if (fc == flag_commands().end()) {
-      usage(stderr, a.command);
-      fail("unknown option '" + k + "'");
-    }
+    if (fc == flag_commands().end())
+      fail("unknown option '" + k + "' (patch_classifier " + (a.command == "smoke" ? std::string("--help") : a.command + " --help") +
+           " lists the options)");
     if (!(fc->second & bit))
       fail(k + " is not an option of " + (a.command == "smoke" ? std::string("--smoke") : a.command));
     if (!seen.insert(k).second) fail(k + " is given twice");
@@ -315,7 +331,9 @@ args parse(int argc, char** argv) {
   }
   if (!a.out) fail(a.command == "smoke" ? "--smoke needs --out DIR" : a.command + " needs --out");
   if (a.command == "train" && !a.data) fail("train needs --data phantom|DIR");
-  if ((a.command == "evaluate" || a.command == "predict") && !a.checkpoint) fail(a.command + " needs --checkpoint FILE");
+  if ((a.command == "evaluate" || a.command == "predict" || a.command == "probe") && !a.checkpoint)
+    fail(a.command + " needs --checkpoint FILE");
+  if (a.command == "probe" && !a.data) fail("probe needs --data phantom|DIR");
   if (a.command == "predict" && !a.inputs.empty() && a.data)
     fail("predict takes either --data or IMAGE files, not both");
   if (a.command == "predict" && !a.inputs.empty() && a.split)
@@ -1172,7 +1190,7 @@ eval_outcome evaluate_run(B::context& ctx, const args& a, const settings& s, con
                  " replicates clustered on patient";
   eval::text_table conf;
   conf.caption = "Confusion matrix (rows: true class, columns: predicted), A and B pooled";
-  conf.header = {"true \\ predicted"};
+  conf.header = {"true / predicted"};
   conf.header.insert(conf.header.end(), class_names.begin(), class_names.end());
   for (int c = 0; c < classes; ++c) {
     std::vector<std::string> row{class_names[static_cast<std::size_t>(c)]};
@@ -1307,6 +1325,129 @@ predict_outcome cmd_predict_run(B::context& ctx, const args& a) {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// probe
+
+/// The features of the items of `keep_classes` only, with labels renumbered 0..m-1 in class order.
+train::feature_set keep_only(const train::feature_set& f, const std::vector<int>& keep_classes) {
+  std::vector<int> remap(classes, -1);
+  for (std::size_t i = 0; i < keep_classes.size(); ++i) remap[static_cast<std::size_t>(keep_classes[i])] = static_cast<int>(i);
+  train::feature_set out;
+  out.dim = f.dim;
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    const int to = remap[static_cast<std::size_t>(f.labels[i])];
+    if (to < 0) continue;
+    out.features.insert(out.features.end(), f.features.begin() + static_cast<std::ptrdiff_t>(i * f.dim),
+                        f.features.begin() + static_cast<std::ptrdiff_t>((i + 1) * f.dim));
+    out.labels.push_back(to);
+    if (!f.domains.empty()) out.domains.push_back(f.domains[i]);
+    if (!f.ids.empty()) out.ids.push_back(f.ids[i]);
+  }
+  return out;
+}
+
+template <class Config>
+json probe_run(B::context& ctx, const args& a, const settings& s, const opened& od) {
+  using model_t = models::densenet<B, Config>;
+  const auto t0 = std::chrono::steady_clock::now();
+  model_t model({.in_channels = s.in_channels, .num_classes = classes});
+  load_checkpoint(model, *a.checkpoint);
+  train::linear_probe_options opt;
+  opt.stage = train::linear_probe_defaults(a.epochs.value_or(100));
+  if (a.lr) opt.stage.lr = *a.lr;
+  opt.batch_size = a.batch.value_or(256);
+  opt.seed = s.seed;
+  opt.bootstrap_replicates = a.replicates;
+  opt.threads = a.threads;
+  const fs::path out = *a.out;
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (!fs::is_directory(out)) fail("cannot create the output folder '" + out.string() + "'" + (ec ? ": " + ec.message() : ""));
+
+  const data::paired_patches p = make_patches(s, od, a.quiet);
+  // METHOD.md §5.5: 80 % of the patients train the probe, 20 % test it; no validation (no model selection).
+  settings split = s;
+  split.split = {.train = 0.8, .validation = 0.0, .test = 0.2};
+  split.variant = "augmented";
+  const data::domain_plan plan = make_plan(split, p);
+  input_source train_src(p, plan.train, 64, false, 0, s), test_src(p, plan.test, 64, false, 0, s);
+  const train::feature_set ftr = train::extract_features(ctx, model, train_src, "training");
+  const train::feature_set fte = train::extract_features(ctx, model, test_src, "test");
+  // The probe learns the classes that both splits hold (a small real set may lack a rare class).
+  std::vector<int> keep;
+  std::vector<std::string> keep_names;
+  for (int c = 0; c < classes; ++c)
+    if (std::count(ftr.labels.begin(), ftr.labels.end(), c) && std::count(fte.labels.begin(), fte.labels.end(), c)) {
+      keep.push_back(c);
+      keep_names.emplace_back(data::class_name(static_cast<data::patch_class>(c)));
+    }
+  MAMMOCL_CHECK(keep.size() >= 2, config_error, "probe: the training and test splits of ", s.data, " share ",
+                keep.size(), " class(es); the probe needs two (use more --images)");
+  const train::feature_set tr = keep_only(ftr, keep), te = keep_only(fte, keep);
+  opt.classes = static_cast<int>(keep.size());
+  const train::linear_probe_result r = train::fit_linear_probe(tr, te, opt);
+
+  json j;
+  j["format"] = "mammocl.patch_classifier.probe";
+  j["version"] = 1;
+  j["checkpoint"] = fs::absolute(*a.checkpoint).lexically_normal().string();
+  j["data"] = {{"source", s.data}, {"kind", s.kind}, {"images", p.images.size()}, {"patches", p.size()},
+               {"per_roi", s.per_roi}, {"per_image", s.per_image}, {"target_height", s.target_height}, {"seed", s.seed}};
+  j["classes"] = keep_names;
+  j["train_samples"] = r.train_samples;
+  j["test_samples"] = r.test_samples;
+  j["left_out"] = {{"train", ftr.size() - tr.size()}, {"test", fte.size() - te.size()}};
+  j["epochs"] = opt.stage.epochs;
+  j["lr"] = opt.stage.lr;
+  j["train_auc"] = r.train_auc;
+  j["test_auc"] = r.test_auc;
+  if (r.test_auc_bootstrap.requested > 0)
+    j["test_auc_bootstrap"] = {{"se", r.test_auc_bootstrap.standard_error},
+                               {"ci95", {r.test_auc_bootstrap.ci_low, r.test_auc_bootstrap.ci_high}},
+                               {"replicates", r.test_auc_bootstrap.used}};
+  j["test_auc_a"] = r.test_auc_domain[0] ? json(*r.test_auc_domain[0]) : json(nullptr);
+  j["test_auc_b"] = r.test_auc_domain[1] ? json(*r.test_auc_domain[1]) : json(nullptr);
+  j["train_accuracy"] = r.train_accuracy;
+  j["test_accuracy"] = r.test_accuracy;
+  j["bootstrap"] = "stratified by class, clustered on the A/B pair of a patch";
+  j["seconds"] = seconds_since(t0);
+  eval::write_file_atomic(out / "probe.json", j.dump(2) + "\n");
+  std::string cls;
+  for (std::size_t i = 0; i < keep_names.size(); ++i) cls += (i ? ", " : "") + keep_names[i];
+  std::printf("linear probe of %s on %s (%s): %zu training and %zu test samples (A and B), classes %s\n"
+              "test AUC %.4f",
+              a.checkpoint->c_str(), s.data.c_str(), s.kind.c_str(), r.train_samples, r.test_samples, cls.c_str(),
+              r.test_auc);
+  if (r.test_auc_bootstrap.requested > 0) std::printf(" ± %.4f", r.test_auc_bootstrap.standard_error);
+  if (r.test_auc_domain[0] && r.test_auc_domain[1])
+    std::printf(" (A %.4f, B %.4f)", *r.test_auc_domain[0], *r.test_auc_domain[1]);
+  std::printf(", accuracy %.4f; training AUC %.4f; wrote %s (%.1f s)\n", r.test_accuracy, r.train_auc,
+              (out / "probe.json").c_str(), j["seconds"].get<double>());
+  return j;
+}
+
+json cmd_probe_run(B::context& ctx, const args& a) {
+  settings s = settings_beside(*a.checkpoint);
+  // Model and input are the checkpoint's; the data are another dataset, described by the flags alone.
+  args model_flags;
+  model_flags.model = a.model;
+  model_flags.patch = a.patch;
+  model_flags.window = a.window;
+  apply_data_flags(s, model_flags, true, "the checkpoint's run (" + (a.checkpoint->parent_path() / settings_file).string() + ")");
+  const settings defaults;
+  s.data = *a.data == "phantom" ? std::string("phantom") : fs::absolute(*a.data).lexically_normal().string();
+  s.kind = "";
+  s.images = a.images.value_or(s.data == "phantom" ? defaults.images : 0);
+  s.per_roi = a.per_roi.value_or(defaults.per_roi);
+  s.per_image = a.per_image.value_or(defaults.per_image);
+  s.target_height = a.target_height.value_or(defaults.target_height);
+  s.seed = a.seed.value_or(defaults.seed);
+  if (s.data == "phantom" && s.images < 2) fail("--images must be at least 2 for the phantom");
+  check_patch_fits(s);
+  const opened od = open_data(s, false);
+  return with_model(s.model, [&]<class C>() { return probe_run<C>(ctx, a, s, od); });
+}
+
+// ---------------------------------------------------------------------------------------------------
 // --smoke
 
 /// Parses the CSV written by predict (as this program writes it: no quoted field holds a line break).
@@ -1355,7 +1496,8 @@ int smoke(B::context& ctx, const args& a0) {
   t.batch = 16;
   t.resume = false;
   t.quiet = true;
-  std::printf("--smoke: train (ce, 1 epoch, 12 phantom images), evaluate, predict, reload; the numbers mean nothing\n");
+  std::printf("--smoke: train (ce, 1 epoch, 12 phantom images), evaluate, predict, probe (another phantom), reload; "
+              "the numbers mean nothing\n");
   const train_outcome tr = cmd_train_run(ctx, t);
 
   args e = a0;
@@ -1373,6 +1515,20 @@ int smoke(B::context& ctx, const args& a0) {
   p.quiet = true;
   const predict_outcome pr = cmd_predict_run(ctx, p);
 
+  args q = a0;
+  q.command = "probe";
+  q.checkpoint = tr.best;
+  q.data = "phantom";
+  q.images = 10;
+  q.per_roi = 3;
+  q.per_image = 3;
+  q.seed = 2;  // other phantom mammograms than the training run's
+  q.epochs = 20;
+  q.replicates = 50;
+  q.out = dir / "probe";
+  q.quiet = true;
+  const json probe = cmd_probe_run(ctx, q);
+
   bool ok = true;
   auto expect = [&](bool cond, const std::string& what) {
     std::printf("  %s: %s\n", what.c_str(), cond ? "ok" : "MISMATCH");
@@ -1389,6 +1545,7 @@ int smoke(B::context& ctx, const args& a0) {
   std::ifstream mj(*e.out / "metrics.json");
   expect(json::parse(mj) == ev.metrics, "metrics.json reads back to what was written");
   expect(fs::file_size(*e.out / "report.html") > 1000, "report.html written");
+  expect(json::parse(std::ifstream(*q.out / "probe.json")) == probe, "probe.json reads back to what was written");
   // The run folder is self-describing: the settings read back, the manifest gives the same split.
   const settings back = read_settings(dir / "train" / settings_file);
   expect(to_json(back) == json::parse(std::ifstream(dir / "train" / settings_file)), "patch_classifier.json reads back");
@@ -1405,6 +1562,7 @@ int main(int argc, char** argv) {
     if (a.command == "smoke") return smoke(ctx, a);
     if (a.command == "train") cmd_train_run(ctx, a);
     else if (a.command == "evaluate") cmd_evaluate_run(ctx, a);
+    else if (a.command == "probe") cmd_probe_run(ctx, a);
     else cmd_predict_run(ctx, a);
     return 0;
   } catch (const mammocl::error& e) {
