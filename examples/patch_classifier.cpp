@@ -961,6 +961,12 @@ train_outcome train_run(B::context& ctx, const args& a, settings s, const std::o
               [&] { std::set<std::int64_t> im; for (auto k : plan.split.validation) im.insert(p.image[static_cast<std::size_t>(k)]); return im.size(); }(),
               [&] { std::set<std::int64_t> im; for (auto k : plan.split.test) im.insert(p.image[static_cast<std::size_t>(k)]); return im.size(); }(),
               seconds_since(t0));
+  if (od.ds && !od.ds->report.skipped.empty()) {
+    std::printf("  the %s reader left out %zu entries of %zu rows read%s\n", s.kind.c_str(), od.ds->report.skipped.size(),
+                od.ds->report.rows_read, a.quiet ? "" : ":");
+    if (!a.quiet)
+      for (const auto& sk : od.ds->report.skipped) std::printf("    %s: %s\n", sk.item.c_str(), sk.reason.c_str());
+  }
   for (const auto& sk : p.report.skipped) std::printf("  left out %s: %s\n", sk.item.c_str(), sk.reason.c_str());
   std::printf("%s\n", eval::to_markdown(counts_table(plan)).c_str());
   MAMMOCL_CHECK(static_cast<int>(plan.train.size()) >= s.batch, config_error, "the training set (", s.variant, ") has ",
@@ -990,7 +996,7 @@ train_outcome train_run(B::context& ctx, const args& a, settings s, const std::o
                 "as %s\n",
                 s.strategy.c_str(), r.best.c_str());
   } else {
-    std::printf("%s%s: best validation AUC %.4f (stage %d, epoch %d); %zu epochs logged in %s; checkpoint %s; %.1f s\n",
+    std::printf("%s%s: best validation AUC %.4f (stage %d, epoch %d); %zu epoch(s) logged in %s; checkpoint %s; %.1f s\n",
                 s.strategy.c_str(), fit.resumed ? " (resumed)" : "", fit.best_metric, fit.best_stage + 1,
                 fit.best_epoch + 1, fit.log.size(), (out / "log.jsonl").c_str(), r.best.c_str(), seconds_since(t0));
   }
@@ -1016,6 +1022,7 @@ train_outcome cmd_train_run(B::context& ctx, const args& a) {
     s = *recorded;
   }
   apply_data_flags(s, a, resuming, where);
+  if (!resuming && s.data != "phantom" && !a.images) s.images = 0;  // a dataset folder: every image by default
   auto same = [&](const char* flag, const auto& given, auto& field, const std::string& shown_given,
                   const std::string& shown_have) {
     if (!given) return;
