@@ -189,8 +189,8 @@ void usage(std::FILE* f, const std::string& command) {
   if (command == "evaluate")
     std::fprintf(f,
                  "usage: patch_classifier evaluate --checkpoint FILE --out DIR [options]\n"
-                 "  --checkpoint FILE   a best.safetensors (or last.safetensors) written by train; its folder\n"
-                 "                      holds patch_classifier.json\n"
+                 "  --checkpoint FILE   a best.safetensors written by train; its folder holds\n"
+                 "                      patch_classifier.json\n"
                  "  --out DIR           metrics.json and report.html\n"
                  "  --data phantom|DIR  the run's data (default: as recorded; a DIR may have moved)\n"
                  "  --replicates N      bootstrap replicates, clustered on patient (default 1000)\n"
@@ -927,7 +927,7 @@ train_outcome train_run(B::context& ctx, const args& a, settings s, const std::o
 
   // Everything that can be refused is checked before the data are made.
   std::optional<io::safetensors::file> init_file;
-  if (s.init != "random") {
+  if (s.init != "random" && !recorded) {  // a resumed run takes its weights from last.safetensors
     try {
       init_file = io::safetensors::file::read(s.init);
     } catch (const mammocl::error& e) {
@@ -1258,8 +1258,8 @@ std::pair<settings, opened> checkpoint_settings(const args& a) {
 }
 
 eval_outcome cmd_evaluate_run(B::context& ctx, const args& a) {
-  auto [s, od] = checkpoint_settings(a);
-  return with_model(s.model, [&]<class C>() { return evaluate_run<C>(ctx, a, s, od); });
+  const auto so = checkpoint_settings(a);  // no structured binding: clang 14 cannot capture one in a lambda
+  return with_model(so.first.model, [&]<class C>() { return evaluate_run<C>(ctx, a, so.first, so.second); });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1327,8 +1327,8 @@ predict_outcome predict_run(B::context& ctx, const args& a, const settings& s, c
 }
 
 predict_outcome cmd_predict_run(B::context& ctx, const args& a) {
-  auto [s, od] = checkpoint_settings(a);
-  return with_model(s.model, [&]<class C>() { return predict_run<C>(ctx, a, s, od); });
+  const auto so = checkpoint_settings(a);
+  return with_model(so.first.model, [&]<class C>() { return predict_run<C>(ctx, a, so.first, so.second); });
 }
 
 // ---------------------------------------------------------------------------------------------------
