@@ -36,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_common.hpp"
 #include "mammocl/data/domains.hpp"
 #include "mammocl/data/image_io.hpp"
 #include "mammocl/data/open_dataset.hpp"
@@ -53,14 +54,16 @@
 #include "mammocl/train/linear_probe.hpp"
 #include "mammocl/train/strategies.hpp"
 #include "mammocl/train/trainer.hpp"
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-#include "mammocl/data/open_dataset_dicom.hpp"
-#endif
 
 using namespace mammocl;
 using B = cpu_backend;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using examples::cli_message;
+using examples::csv_field;
+using examples::exact;
+using examples::fmt;
+using examples::seconds_since;
 
 namespace {
 
@@ -71,27 +74,7 @@ constexpr const char* manifest_file = "domains.json";
 constexpr const char* settings_format = "mammocl.patch_classifier";
 
 /// Bad input found before any long work: one line, exit status 2.
-[[noreturn]] void fail(const std::string& msg) {
-  std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
-  std::exit(2);
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-/// A library message without the C++ API hint that load_state appends for programmers.
-std::string cli_message(const mammocl::error& e) {
-  std::string m = e.message();
-  if (const auto p = m.find(". Use load_options"); p != std::string::npos) m.erase(p);
-  return m;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+[[noreturn]] void fail(const std::string& msg) { examples::usage_error(prog, msg); }
 
 // ---------------------------------------------------------------------------------------------------
 // Command line
@@ -245,28 +228,7 @@ args parse(int argc, char** argv) {
   const unsigned bit = a.command == "train" ? cmd_train : a.command == "evaluate" ? cmd_evaluate
                        : a.command == "predict" ? cmd_predict : a.command == "probe" ? cmd_probe : cmd_smoke;
 
-  auto value = [&](int& i, const std::string& name) -> std::string {
-    if (i + 1 >= argc) fail(name + " needs a value");
-    return argv[++i];
-  };
-  auto integer = [&](int& i, const std::string& name, long long lo, long long hi = 1'000'000'000) -> long long {
-    const std::string v = value(i, name);
-    char* end = nullptr;
-    errno = 0;
-    const long long x = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end || errno == ERANGE) fail(name + " expects an integer, got '" + v + "'");
-    if (x < lo) fail(name + " must be at least " + std::to_string(lo) + ", got " + v);
-    if (x > hi) fail(name + " must be at most " + std::to_string(hi) + ", got " + v);
-    return x;
-  };
-  auto positive = [&](int& i, const std::string& name) -> double {
-    const std::string v = value(i, name);
-    char* end = nullptr;
-    const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end || !std::isfinite(x)) fail(name + " expects a number, got '" + v + "'");
-    if (!(x > 0)) fail(name + " must be positive, got " + v);
-    return x;
-  };
+  const examples::arg_reader arg(prog, argc, argv);
   std::set<std::string> seen;
   for (int i = first; i < argc; ++i) {
     const std::string k = argv[i];
@@ -287,22 +249,22 @@ args parse(int argc, char** argv) {
     if (!(fc->second & bit))
       fail(k + " is not an option of " + (a.command == "smoke" ? std::string("--smoke") : a.command));
     if (!seen.insert(k).second) fail(k + " is given twice");
-    if (k == "--data") a.data = value(i, k);
-    else if (k == "--out") a.out = value(i, k);
-    else if (k == "--checkpoint") a.checkpoint = value(i, k);
+    if (k == "--data") a.data = arg.value(i, k);
+    else if (k == "--out") a.out = arg.value(i, k);
+    else if (k == "--checkpoint") a.checkpoint = arg.value(i, k);
     else if (k == "--strategy") {
-      a.strategy = value(i, k);
+      a.strategy = arg.value(i, k);
       if (std::find(train::strategy_names.begin(), train::strategy_names.end(), *a.strategy) == train::strategy_names.end())
         fail("unknown strategy '" + *a.strategy + "'; expected ce, supcon_linear, supcon_finetune, dann or mmd");
     } else if (k == "--model") {
-      a.model = value(i, k);
+      a.model = arg.value(i, k);
       if (*a.model != "small" && *a.model != "densenet121")
         fail("--model must be small or densenet121, got '" + *a.model + "'");
-    } else if (k == "--patch") a.patch = static_cast<int>(integer(i, k, 1, 4096));
-    else if (k == "--window") a.window = static_cast<int>(integer(i, k, 2, 65536));
-    else if (k == "--init") a.init = value(i, k);
+    } else if (k == "--patch") a.patch = static_cast<int>(arg.integer(i, k, 1, 4096));
+    else if (k == "--window") a.window = static_cast<int>(arg.integer(i, k, 2, 65536));
+    else if (k == "--init") a.init = arg.value(i, k);
     else if (k == "--variant") {
-      a.variant = value(i, k);
+      a.variant = arg.value(i, k);
       const std::string& v = *a.variant;
       bool ok = v == "augmented" || v == "mixed";
       if (v.rfind("down-", 0) == 0) {
@@ -311,21 +273,21 @@ args parse(int argc, char** argv) {
         ok = v.size() > 5 && *end == 0 && r > 0 && r < 1;
       }
       if (!ok) fail("--variant must be augmented, mixed or down-R with 0 < R < 1, got '" + v + "'");
-    } else if (k == "--images") a.images = static_cast<int>(integer(i, k, 1, 1'000'000));
-    else if (k == "--epochs") a.epochs = static_cast<int>(integer(i, k, 1, 100000));
-    else if (k == "--epochs2") a.epochs2 = static_cast<int>(integer(i, k, 1, 100000));
-    else if (k == "--lr") a.lr = positive(i, k);
-    else if (k == "--lr2") a.lr2 = positive(i, k);
-    else if (k == "--batch") a.batch = static_cast<int>(integer(i, k, 2, 65536));
-    else if (k == "--per-roi") a.per_roi = static_cast<int>(integer(i, k, 1, 100000));
-    else if (k == "--per-image") a.per_image = static_cast<int>(integer(i, k, 0, 100000));
-    else if (k == "--target-height") a.target_height = integer(i, k, 0, 1'000'000);
-    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(integer(i, k, 0, 9'000'000'000'000'000'000LL));
+    } else if (k == "--images") a.images = static_cast<int>(arg.integer(i, k, 1, 1'000'000));
+    else if (k == "--epochs") a.epochs = static_cast<int>(arg.integer(i, k, 1, 100000));
+    else if (k == "--epochs2") a.epochs2 = static_cast<int>(arg.integer(i, k, 1, 100000));
+    else if (k == "--lr") a.lr = arg.positive(i, k);
+    else if (k == "--lr2") a.lr2 = arg.positive(i, k);
+    else if (k == "--batch") a.batch = static_cast<int>(arg.integer(i, k, 2, 65536));
+    else if (k == "--per-roi") a.per_roi = static_cast<int>(arg.integer(i, k, 1, 100000));
+    else if (k == "--per-image") a.per_image = static_cast<int>(arg.integer(i, k, 0, 100000));
+    else if (k == "--target-height") a.target_height = arg.integer(i, k, 0, 1'000'000);
+    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(arg.integer(i, k, 0, 9'000'000'000'000'000'000LL));
     else if (k == "--split") {
-      a.split = value(i, k);
+      a.split = arg.value(i, k);
       if (*a.split != "test" && *a.split != "all") fail("--split must be test or all, got '" + *a.split + "'");
-    } else if (k == "--replicates") a.replicates = static_cast<std::size_t>(integer(i, k, 10, 1'000'000));
-    else if (k == "--threads") a.threads = static_cast<int>(integer(i, k, 1, 1024));
+    } else if (k == "--replicates") a.replicates = static_cast<std::size_t>(arg.integer(i, k, 10, 1'000'000));
+    else if (k == "--threads") a.threads = static_cast<int>(arg.integer(i, k, 1, 1024));
     else if (k == "--no-resume") a.resume = false;
     else if (k == "--quiet") a.quiet = true;
   }
@@ -537,22 +499,6 @@ void apply_data_flags(settings& s, const args& a, bool recorded, const std::stri
 // ---------------------------------------------------------------------------------------------------
 // Model configurations
 
-/// The smallest square input side the DenseNet configuration accepts (the check in models/densenet.hpp:
-/// conv0 and pool0 halve the side, each transition needs a side of at least 2 and halves it again).
-template <class Config>
-int min_input_side() {
-  for (int s = 7;; ++s) {
-    int e = (s + 6 - 7) / 2 + 1;
-    e = (e + 2 - 3) / 2 + 1;
-    bool ok = e >= 1;
-    for (std::size_t t = 0; t + 1 < Config::blocks.size() && ok; ++t) {
-      ok = e >= 2;
-      e /= 2;
-    }
-    if (ok) return s;
-  }
-}
-
 /// Calls f.template operator()<Config>() with the DenseNet configuration named by `model`.
 template <class F>
 decltype(auto) with_model(const std::string& model, F&& f) {
@@ -561,7 +507,7 @@ decltype(auto) with_model(const std::string& model, F&& f) {
 }
 
 void check_patch_fits(const settings& s) {
-  const int lo = with_model(s.model, []<class C>() { return min_input_side<C>(); });
+  const int lo = with_model(s.model, []<class C>() { return examples::min_input_side<C>(); });
   if (s.patch < lo)
     fail("--patch " + std::to_string(s.patch) + " is smaller than the " + s.model + " model's minimum input side " +
          std::to_string(lo));
@@ -647,15 +593,11 @@ opened open_data(settings& s, bool recorded) {
     return o;
   }
   try {
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-    o.ds = data::open_dataset_dicom(s.data);
-#else
-    o.ds = data::open_dataset(s.data);
-    if (o.ds->needs_dicom)
+    o.ds = examples::open_dataset_folder(s.data);
+    if (!examples::with_dicom && o.ds->needs_dicom)
       fail("--data " + s.data + ": a " + std::string(data::dataset_kind_name(o.ds->kind)) +
            " dataset has DICOM images, and this patch_classifier was built without DICOM (configure with "
            "-DMAMMOCL_WITH_DICOM=ON)");
-#endif
   } catch (const mammocl::error& e) {
     fail("--data: " + e.message());
   }
@@ -693,12 +635,7 @@ data::paired_patches make_patches(const settings& s, const opened& o, bool quiet
   if (s.images > 0 && static_cast<std::size_t>(s.images) < records.size()) records.resize(static_cast<std::size_t>(s.images));
   data::paired_patch_options po;
   po.sampler = so;
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-  const data::image_reader reader = data::dicom_image_reader();
-#else
-  const data::image_reader reader = data::default_image_reader();
-#endif
-  return data::make_paired_patches(records, po, reader, progress);
+  return data::make_paired_patches(records, po, examples::image_reader(), progress);
 }
 
 /// The patient split and the three sets (data/domains.hpp).
@@ -779,24 +716,12 @@ predictions predict_source(B::context& ctx, const Model& model, const Src& src) 
   }
   const std::size_t n = p.logits.size() / classes;
   p.prob.resize(n * classes);
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* z = p.logits.data() + classes * i;
-    const double mx = *std::max_element(z, z + classes);
-    double sum = 0;
-    for (int c = 0; c < classes; ++c) sum += p.prob[classes * i + c] = std::exp(static_cast<double>(z[c]) - mx);
-    MAMMOCL_CHECK(std::isfinite(sum), numeric_error, "the logits of row ", i, " are not finite");
-    for (int c = 0; c < classes; ++c) p.prob[classes * i + c] /= sum;
-  }
+  for (std::size_t i = 0; i < n; ++i)
+    MAMMOCL_CHECK(examples::softmax_row(p.logits.data() + classes * i, classes, p.prob.data() + classes * i),
+                  numeric_error, "the logits of row ", i, " are not finite");
   return p;
 }
 
-/// One CSV field, quoted (RFC 4180) when it holds a comma, a quote or a line break.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
 
 std::string csv_header() {
   std::string h = "source,patch,domain,label";
@@ -806,13 +731,6 @@ std::string csv_header() {
     h += ",p_" + n;
   }
   return h + "\n";
-}
-
-/// A probability written so that it reads back to the same double (17 significant digits).
-std::string exact(double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
 }
 
 struct csv_row {
@@ -943,9 +861,7 @@ train_outcome train_run(B::context& ctx, const args& a, settings s, const std::o
   std::string resume_line;
   if (resuming) resume_line = prepare_resume(last, s, *recorded);
 
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (!fs::is_directory(out)) fail("cannot create the output folder '" + out.string() + "'" + (ec ? ": " + ec.message() : ""));
+  examples::create_output_folder(prog, out);
   eval::write_file_atomic(out / settings_file, to_json(s).dump(2) + "\n");
 
   // Data.
@@ -1088,9 +1004,7 @@ eval_outcome evaluate_run(B::context& ctx, const args& a, const settings& s, con
   const fs::path checkpoint = *a.checkpoint, out = *a.out;
   model_t model({.in_channels = s.in_channels, .num_classes = classes});
   load_checkpoint(model, checkpoint);
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (!fs::is_directory(out)) fail("cannot create the output folder '" + out.string() + "'" + (ec ? ": " + ec.message() : ""));
+  examples::create_output_folder(prog, out);
 
   const data::paired_patches p = make_patches(s, od, a.quiet);
   const data::domain_plan plan = make_plan(s, p);
@@ -1284,11 +1198,7 @@ predict_outcome predict_run(B::context& ctx, const args& a, const settings& s, c
     // Each IMAGE is one patch: normalised to [0, 1] by its format's range, resized to the model's side.
     for (const auto& f : a.inputs)
       if (!fs::exists(f)) fail("'" + f + "' does not exist");
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-    const data::image_reader reader = data::dicom_image_reader();
-#else
-    const data::image_reader reader = data::default_image_reader();
-#endif
+    const data::image_reader reader = examples::image_reader();
     for (const auto& f : a.inputs) {
       data::image img = reader(f).normalized();
       img = data::resize(img, s.patch, s.patch);
@@ -1301,11 +1211,9 @@ predict_outcome predict_run(B::context& ctx, const args& a, const settings& s, c
         for (float v : img.pixels)
           b.images.push_back(static_cast<float>((v - s.mean[static_cast<std::size_t>(c)]) / s.stdv[static_cast<std::size_t>(c)]));
       const tensor<B> l = model.infer(ctx, train::detail::to_tensor<B>(b));
-      double mx = -INFINITY, sum = 0;
       double q[classes];
-      for (int c = 0; c < classes; ++c) mx = std::max(mx, static_cast<double>(l.data()[c]));
-      for (int c = 0; c < classes; ++c) sum += q[c] = std::exp(static_cast<double>(l.data()[c]) - mx);
-      for (int c = 0; c < classes; ++c) r.prob.push_back(q[c] / sum);
+      examples::softmax_row(l.data(), classes, q);  // unchecked: a non-finite row gives NaN probabilities
+      r.prob.insert(r.prob.end(), q, q + classes);
       r.rows.push_back({f, "0", "", ""});
     }
   } else {
@@ -1366,9 +1274,7 @@ json probe_run(B::context& ctx, const args& a, const settings& s, const opened& 
   opt.bootstrap_replicates = a.replicates;
   opt.threads = a.threads;
   const fs::path out = *a.out;
-  std::error_code ec;
-  fs::create_directories(out, ec);
-  if (!fs::is_directory(out)) fail("cannot create the output folder '" + out.string() + "'" + (ec ? ": " + ec.message() : ""));
+  examples::create_output_folder(prog, out);
 
   const data::paired_patches p = make_patches(s, od, a.quiet);
   // METHOD.md §5.5: 80 % of the patients train the probe, 20 % test it; no validation (no model selection).
