@@ -30,15 +30,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_common.hpp"
 #include "mammocl/data/batch.hpp"
 #include "mammocl/data/domains.hpp"
 #include "mammocl/data/image_io.hpp"
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-#include "mammocl/data/open_dataset_dicom.hpp"
-#else
-#include "mammocl/data/open_dataset.hpp"
-#include "mammocl/data/paired_patches.hpp"
-#endif
 #include "mammocl/data/phantom.hpp"
 #include "mammocl/data/resize.hpp"
 #include "mammocl/data/segmentation.hpp"
@@ -53,6 +48,10 @@
 using namespace mammocl;
 using B = cpu_backend;
 namespace fs = std::filesystem;
+using examples::csv_field;
+using examples::exact;
+using examples::fmt;
+using examples::seconds_since;
 
 namespace {
 
@@ -60,16 +59,7 @@ constexpr const char* prog = "whole_image_classifier";
 constexpr int classes = 2;  // 0 no cancer, 1 cancer (case_record::cancer)
 
 /// A usage error: one line on stderr, exit 2, before any long work.
-[[noreturn]] void fail(const std::string& msg) {
-  std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
-  std::exit(2);
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+[[noreturn]] void fail(const std::string& msg) { examples::usage_error(prog, msg); }
 
 /// Thrown by the --max-steps hook to end training like a kill (not a mammocl::error, so the trainer lets it pass).
 struct stop_request {
@@ -223,20 +213,7 @@ args parse(int argc, char** argv) {
   }
   const std::string where = a.cmd == command::smoke ? "--smoke" : command_name(a.cmd);
 
-  auto value = [&](int& k, const std::string& name) -> std::string {
-    if (k + 1 >= argc) fail(name + " needs a value");
-    return argv[++k];
-  };
-  auto integer = [&](int& k, const std::string& name, long long lo) -> long long {
-    const std::string v = value(k, name);
-    char* end = nullptr;
-    errno = 0;
-    const long long x = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end || errno == ERANGE) fail(name + " expects an integer, got '" + v + "'");
-    if (x < lo) fail(name + " must be at least " + std::to_string(lo) + ", got " + v);
-    if (x > 1'000'000'000LL) fail(name + " must be at most 1000000000, got " + v);
-    return x;
-  };
+  const examples::arg_reader arg(prog, argc, argv);
   for (; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "--smoke") continue;
@@ -252,43 +229,43 @@ args parse(int argc, char** argv) {
     if (!accepts(a.cmd, k)) fail(where + ": " + k + " is not an option of " + where + " (see " + where + " --help)");
     if (a.given.count(k)) fail(k + " is given twice");
     a.given.insert(k);
-    if (k == "--data") a.data = value(i, k);
-    else if (k == "--out") a.out = value(i, k);
-    else if (k == "--checkpoint") a.checkpoint = value(i, k);
-    else if (k == "--encoder") a.encoder = value(i, k);
+    if (k == "--data") a.data = arg.value(i, k);
+    else if (k == "--out") a.out = arg.value(i, k);
+    else if (k == "--checkpoint") a.checkpoint = arg.value(i, k);
+    else if (k == "--encoder") a.encoder = arg.value(i, k);
     else if (k == "--model") {
-      const std::string v = value(i, k);
+      const std::string v = arg.value(i, k);
       if (v == "small") a.model = model_kind::small;
       else if (v == "densenet121") a.model = model_kind::densenet121;
       else fail("--model must be small or densenet121, got '" + v + "'");
-    } else if (k == "--height") a.height = static_cast<int>(integer(i, k, 1));
-    else if (k == "--width") a.width = static_cast<int>(integer(i, k, 1));
-    else if (k == "--images") a.images = static_cast<int>(integer(i, k, 1));
-    else if (k == "--epochs1") a.epochs1 = static_cast<int>(integer(i, k, 0));
-    else if (k == "--epochs2") a.epochs2 = static_cast<int>(integer(i, k, 0));
+    } else if (k == "--height") a.height = static_cast<int>(arg.integer(i, k, 1));
+    else if (k == "--width") a.width = static_cast<int>(arg.integer(i, k, 1));
+    else if (k == "--images") a.images = static_cast<int>(arg.integer(i, k, 1));
+    else if (k == "--epochs1") a.epochs1 = static_cast<int>(arg.integer(i, k, 0));
+    else if (k == "--epochs2") a.epochs2 = static_cast<int>(arg.integer(i, k, 0));
     else if (k == "--lr") {
-      const std::string v = value(i, k);
+      const std::string v = arg.value(i, k);
       char* end = nullptr;
       const double x = std::strtod(v.c_str(), &end);
       if (v.empty() || *end || !std::isfinite(x) || !(x > 0)) fail("--lr expects a positive number, got '" + v + "'");
       a.lr = x;
-    } else if (k == "--batch") a.batch = static_cast<int>(integer(i, k, 2));
+    } else if (k == "--batch") a.batch = static_cast<int>(arg.integer(i, k, 2));
     else if (k == "--domain") {
-      const std::string v = value(i, k);
+      const std::string v = arg.value(i, k);
       if (v == "A") a.domain = domain_choice::A;
       else if (v == "B") a.domain = domain_choice::B;
       else if (v == "both") a.domain = domain_choice::both;
       else fail("--domain must be A, B or both, got '" + v + "'");
     } else if (k == "--split") {
-      a.split = value(i, k);
+      a.split = arg.value(i, k);
       if (a.split != "test" && a.split != "validation" && a.split != "train" && a.split != "all")
         fail("--split must be test, validation, train or all, got '" + a.split + "'");
-    } else if (k == "--replicates") a.replicates = static_cast<std::size_t>(integer(i, k, 10));
-    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(integer(i, k, 0));
-    else if (k == "--threads") a.threads = static_cast<int>(integer(i, k, 1));
-    else if (k == "--max-steps") a.max_steps = integer(i, k, 1);
-    else if (k == "--checkpoint-every") a.checkpoint_every = integer(i, k, 0);
-    else if (k == "--cache-mb") a.cache_mb = integer(i, k, 0);
+    } else if (k == "--replicates") a.replicates = static_cast<std::size_t>(arg.integer(i, k, 10));
+    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(arg.integer(i, k, 0));
+    else if (k == "--threads") a.threads = static_cast<int>(arg.integer(i, k, 1));
+    else if (k == "--max-steps") a.max_steps = arg.integer(i, k, 1);
+    else if (k == "--checkpoint-every") a.checkpoint_every = arg.integer(i, k, 0);
+    else if (k == "--cache-mb") a.cache_mb = arg.integer(i, k, 0);
     else if (k == "--no-resume") a.resume = false;
     else if (k == "--quiet") a.quiet = true;
   }
@@ -335,12 +312,11 @@ nlohmann::json run_settings(const args& a) {
           {"batch", a.batch}};
 }
 
+/// A file this program wrote or reads back, whole.
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  MAMMOCL_CHECK(in.good(), io_error, "cannot read ", p.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::optional<std::string> t = examples::file_text(p);
+  MAMMOCL_CHECK(t.has_value(), io_error, "cannot read ", p.string());
+  return std::move(*t);
 }
 
 /// evaluate / predict: the model, size, image count and seed of the training run, from run.json beside the
@@ -456,8 +432,7 @@ class image_store {
       std::copy(p.a.begin(), p.a.end(), a_.begin() + static_cast<std::ptrdiff_t>(i * pixels()));
       std::copy(p.b.begin(), p.b.end(), b_.begin() + static_cast<std::ptrdiff_t>(i * pixels()));
       if (!quiet && (i + 1 == entries_.size() || (i + 1) % 20 == 0)) {
-        std::fprintf(stderr, "\rpreparing images %zu/%zu (%.0f s)", i + 1, entries_.size(),
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        std::fprintf(stderr, "\rpreparing images %zu/%zu (%.0f s)", i + 1, entries_.size(), seconds_since(t0));
         if (i + 1 == entries_.size()) std::fprintf(stderr, "\n");
       }
     }
@@ -602,36 +577,22 @@ std::unique_ptr<image_store> phantom_store(const args& a, int count, bool keep, 
       pb.insert(pb.end(), p.b.begin(), p.b.end());
     }
     if (!quiet && (i + 1 == count || (i + 1) % 20 == 0))
-      std::fprintf(stderr, "\rgenerating phantoms %d/%d (%.0f s)%s", i + 1, count,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+      std::fprintf(stderr, "\rgenerating phantoms %d/%d (%.0f s)%s", i + 1, count, seconds_since(t0),
                    i + 1 == count ? "\n" : "");
   }
   if (keep) return std::make_unique<image_store>(std::move(e), h, w, std::move(make), std::move(pa), std::move(pb));
   return std::make_unique<image_store>(std::move(e), h, w, std::move(make), false);
 }
 
-/// PGM/PNG, and DICOM when the program is built with DCMTK.
-data::image_reader image_reader() {
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-  return data::dicom_image_reader();
-#else
-  return data::default_image_reader();
-#endif
-}
-
 /// The dataset at --data (data/open_dataset.hpp); its errors are usage errors (exit 2).
 data::opened_dataset open_folder(const args& a) {
   try {
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-    return data::open_dataset_dicom(a.data);
-#else
-    data::opened_dataset ds = data::open_dataset(a.data);
-    if (ds.needs_dicom)
+    data::opened_dataset ds = examples::open_dataset_folder(a.data);
+    if (!examples::with_dicom && ds.needs_dicom)
       fail("--data '" + a.data + "': the " + std::string(data::dataset_kind_name(ds.kind)) +
            " images are DICOM files, and this program was built without DICOM (configure with "
            "-DMAMMOCL_WITH_DICOM=ON and DCMTK installed)");
     return ds;
-#endif
   } catch (const io_error& e) {
     fail("--data: " + e.message());
   }
@@ -692,7 +653,7 @@ dataset open_data(const args& a) {
     std::vector<data::case_record> records = a.images ? patient_subset(ds.records, *a.images, a.seed) : ds.records;
     for (const auto& r : records) entries.push_back({r.image_path, r.patient_id, r.cancer()});
     const int h = a.height, w = a.width;
-    const data::image_reader read = image_reader();
+    const data::image_reader read = examples::image_reader();
     make = [records, read, h, w](std::size_t i) { return prepare_read(read(records[i].image_path), h, w); };
     d.description = std::string(data::dataset_kind_name(ds.kind)) + " at " + ds.root.string() + ": " +
                     std::to_string(records.size()) + " images" +
@@ -761,27 +722,19 @@ typename model_of<Config>::options model_options() {
   return o;
 }
 
-/// The smallest side the encoder accepts: every pooling step needs a map side of at least 1 (2 before a
-/// transition's 2x2 pooling), i.e. the smallest n whose norm5 map is not empty.
-template <class Config>
-int minimum_side() {
-  for (int n = 1;; ++n) {
-    const shape s = model_of<Config>::feature_map_shape(shape{1, 1, n, n});
-    if (s[2] >= 1) return n;
-  }
-}
-
 template <class Config>
 void check_size(const args& a) {
-  const int m = minimum_side<Config>();
+  const int m = examples::min_input_side<Config>();
   if (a.height < m || a.width < m)
     fail("--height " + std::to_string(a.height) + " --width " + std::to_string(a.width) + " does not fit the " +
          model_name(a.model) + " model: the minimum is " + std::to_string(m) + " pixels on each side");
 }
 
-/// Loads a whole-image checkpoint into a fresh model, or exits 2 naming the file and what did not match.
+/// evaluate / predict: checks that --height and --width fit --model, then loads --checkpoint into a fresh
+/// model, or exits 2 naming the file and what did not match.
 template <class Config>
 void load_checkpoint(model_of<Config>& m, const args& a) {
+  check_size<Config>(a);
   try {
     io::load_state(m, a.checkpoint);
   } catch (const io_error& e) {
@@ -798,10 +751,10 @@ std::vector<double> predict_probabilities(B::context& ctx, const model_of<Config
     const data::batch b = src.get_batch({0, 0, i, 1});
     const tensor<B> l = m.infer(ctx, train::detail::to_tensor<B>(b));
     for (index_t r = 0; r < l.n(); ++r) {
-      const double z0 = l.at(r, 0), z1 = l.at(r, 1), mx = std::max(z0, z1);
-      const double e0 = std::exp(z0 - mx), e1 = std::exp(z1 - mx);
-      MAMMOCL_CHECK(std::isfinite(e0 + e1), numeric_error, "the logits of image ", p.size(), " are not finite");
-      p.push_back(e1 / (e0 + e1));
+      double q[classes];
+      MAMMOCL_CHECK(examples::softmax_row(l.data() + r * classes, classes, q), numeric_error, "the logits of image ",
+                    p.size(), " are not finite");
+      p.push_back(q[1]);
     }
   }
   return p;
@@ -853,16 +806,6 @@ confusion confusion_of(const std::vector<double>& p, const std::vector<int>& y, 
   return c;
 }
 
-/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
-
-/// Exact text of a probability (round-trips the double).
-std::string exact(double v) { return fmt("%.17g", v); }
 
 // ---------------------------------------------------------------------------------------------------
 // Commands
@@ -891,10 +834,7 @@ outcome run_train(const args& a) {
     }
   }
   // A resumed run must be the same run.
-  std::error_code ec;
-  fs::create_directories(a.out, ec);
-  if (ec || !fs::is_directory(a.out))
-    fail("cannot create the output folder '" + a.out.string() + "'" + (ec ? ": " + ec.message() : ": not a directory"));
+  examples::create_output_folder(prog, a.out);
   const fs::path last = a.out / "last.safetensors", run_json = a.out / "run.json";
   const nlohmann::json settings = run_settings(a);
   const bool resuming = a.resume && fs::exists(last);
@@ -977,7 +917,7 @@ outcome run_train(const args& a) {
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
   const double auc = *auc_of(res.probabilities, y, dom, all, -1);
   const auto auc_a = auc_of(res.probabilities, y, dom, all, 0), auc_b = auc_of(res.probabilities, y, dom, all, 1);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   std::printf("%s%zu optimizer steps, %.0f s; checkpoints in %s\n", fit.resumed ? "resumed; " : "",
               static_cast<std::size_t>(fit.steps), secs, a.out.c_str());
   std::printf("best validation AUC %.4f (stage %d '%s', epoch %d): %s\n", fit.best_metric, fit.best_stage + 1,
@@ -988,15 +928,10 @@ outcome run_train(const args& a) {
 
 template <class Config>
 outcome run_evaluate(const args& a) {
-  using model_t = model_of<Config>;
   outcome res;
-  check_size<Config>(a);
-  model_t model(model_options<Config>());
+  model_of<Config> model(model_options<Config>());
   load_checkpoint<Config>(model, a);
-  std::error_code ec;
-  fs::create_directories(a.out, ec);
-  if (ec || !fs::is_directory(a.out))
-    fail("cannot create the output folder '" + a.out.string() + "'" + (ec ? ": " + ec.message() : ": not a directory"));
+  examples::create_output_folder(prog, a.out);
   const auto t0 = std::chrono::steady_clock::now();
   dataset d = open_data(a);
   const auto items = split_items(d, a.split);
@@ -1102,7 +1037,7 @@ outcome run_evaluate(const args& a) {
   page.heading("Whole-image classifier: evaluation").paragraph(settings).table(t).table(ct).plot(roc);
   page.write(a.out / "report.html");
 
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = seconds_since(t0);
   std::printf("%s\n", settings.c_str());
   std::printf("AUC %.4f ± %.4f (A+B pooled), A %.4f ± %.4f, B %.4f ± %.4f, gap %.4f; accuracy %.3f "
               "(TN %lld FP %lld FN %lld TP %lld)\n",
@@ -1115,10 +1050,8 @@ outcome run_evaluate(const args& a) {
 
 template <class Config>
 outcome run_predict(const args& a) {
-  using model_t = model_of<Config>;
   outcome res;
-  check_size<Config>(a);
-  model_t model(model_options<Config>());
+  model_of<Config> model(model_options<Config>());
   load_checkpoint<Config>(model, a);
   if (a.out.has_parent_path() && !fs::is_directory(a.out.parent_path()))
     fail("--out '" + a.out.string() + "': the folder '" + a.out.parent_path().string() + "' does not exist");
@@ -1237,7 +1170,7 @@ int smoke(const args& s) {
   check(same_bits(t.probabilities, csv), "predict's CSV holds the same probabilities bit for bit");
   check(metrics.at("samples").get<std::size_t>() == t.probabilities.size() && fs::is_regular_file(ev.out / "report.html"),
         "metrics.json and report.html written");
-  std::printf("smoke: %.1f s, %s\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+  std::printf("smoke: %.1f s, %s\n", seconds_since(t0),
               ok ? "passed" : "FAILED");
   return ok ? 0 : 1;
 }
