@@ -18,16 +18,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "cli_common.hpp"
 #include "mammocl/data/domains.hpp"
 #include "mammocl/data/open_dataset.hpp"
 #include "mammocl/data/paired_patches.hpp"
@@ -42,23 +41,19 @@
 #include "mammocl/mammocl.hpp"
 #include "mammocl/train/linear_probe.hpp"
 #include "mammocl/train/trainer.hpp"
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-#include "mammocl/data/open_dataset_dicom.hpp"
-#endif
 
 using namespace mammocl;
 using B = cpu_backend;
 namespace fs = std::filesystem;
+using examples::fmt;
 
 namespace {
 
 constexpr int classes = 5;  // the fixed patch_class order of data/annotation.hpp
 constexpr const char* prog = "lut_invariance_study";
 
-[[noreturn]] void fail(const std::string& msg) {
-  std::fprintf(stderr, "%s: %s\n", prog, msg.c_str());
-  std::exit(2);
-}
+/// Bad input found before any long work: one line, exit status 2.
+[[noreturn]] void fail(const std::string& msg) { examples::usage_error(prog, msg); }
 
 // ---------------------------------------------------------------------------------------------------
 // Command line
@@ -162,50 +157,18 @@ void usage(std::FILE* f) {
 
 /// The smallest square input side the DenseNet configuration maps to at least one feature pixel: conv0
 /// (7x7, stride 2, pad 3), max pool (3x3, stride 2, pad 1), then one 2x2 average pool per transition.
-template <class Config>
-int min_side() {
-  for (int s = 1;; ++s) {
-    int x = (s + 6 - 7) / 2 + 1;
-    x = (x + 2 - 3) / 2 + 1;
-    for (std::size_t t = 0; t + 1 < Config::blocks.size(); ++t) x /= 2;
-    if (x >= 1) return s;
-  }
-}
-
 args parse(int argc, char** argv) {
   args a;
   bool sized = false, datasets_given = false, strategies_given = false, images_given = false, probe_epochs_given = false;
-  auto value = [&](int& i, const std::string& name) -> std::string {
-    if (i + 1 >= argc) fail(name + " needs a value");
-    return argv[++i];
-  };
-  auto integer = [&](int& i, const std::string& name, long long lo) -> long long {
-    const std::string v = value(i, name);
-    char* end = nullptr;
-    const long long x = std::strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end) fail(name + " expects an integer, got '" + v + "'");
-    if (x < lo) fail(name + " must be at least " + std::to_string(lo) + ", got " + v);
-    if (x > 1000000000LL) fail(name + " must be at most 1000000000, got " + v);
-    return x;
-  };
-  auto list = [&](int& i, const std::string& name) {
-    std::vector<std::string> out;
-    std::stringstream ss(value(i, name));
-    for (std::string s; std::getline(ss, s, ',');) {
-      if (s.empty()) fail(name + ": empty name in the list");
-      if (std::find(out.begin(), out.end(), s) != out.end()) fail(name + ": '" + s + "' is listed twice");
-      out.push_back(s);
-    }
-    if (out.empty()) fail(name + " needs at least one name");
-    return out;
-  };
+  // An integer beyond long long is reported by the bound it passes (this program's wording).
+  const examples::arg_reader arg(prog, argc, argv, false);
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "--help" || k == "-h") { usage(stdout); std::exit(0); }
     else if (k == "--datasets") {
       datasets_given = true;
       a.datasets.clear();
-      for (const std::string& s : list(i, k)) {
+      for (const std::string& s : arg.list(i, k)) {
         if (s == "all") {
           for (const auto& d : all_datasets()) a.datasets.push_back(d);
           continue;
@@ -218,36 +181,36 @@ args parse(int argc, char** argv) {
         for (std::size_t y = x + 1; y < a.datasets.size(); ++y)
           if (a.datasets[x].label == a.datasets[y].label) fail("--datasets: '" + a.datasets[x].name + "' is listed twice");
     } else if (k == "--strategies") {
-      a.strategies = list(i, k);
+      a.strategies = arg.list(i, k);
       strategies_given = true;
       for (const auto& s : a.strategies)
         if (std::find(train::strategy_names.begin(), train::strategy_names.end(), s) == train::strategy_names.end())
           fail("--strategies: unknown strategy '" + s + "'; expected ce, supcon_linear, supcon_finetune, dann or mmd");
     }
-    else if (k == "--data") a.data = value(i, k);
+    else if (k == "--data") a.data = arg.value(i, k);
     else if (k == "--model") {
-      a.model = value(i, k);
+      a.model = arg.value(i, k);
       if (a.model != "small" && a.model != "densenet121")
         fail("--model: unknown model '" + a.model + "'; expected small or densenet121");
     }
-    else if (k == "--init") a.init = fs::path(value(i, k));
-    else if (k == "--probe-data") a.probe_data = value(i, k);
-    else if (k == "--probe-epochs") { a.probe_epochs = static_cast<int>(integer(i, k, 1)); sized = probe_epochs_given = true; }
-    else if (k == "--images") { a.images = static_cast<int>(integer(i, k, 10)); sized = images_given = true; }
-    else if (k == "--epochs") { a.epochs = static_cast<int>(integer(i, k, 1)); sized = true; }
-    else if (k == "--epochs2") { a.epochs2 = static_cast<int>(integer(i, k, 1)); sized = true; }
-    else if (k == "--window") { a.window = static_cast<int>(integer(i, k, 2)); sized = true; }
-    else if (k == "--size" || k == "--patch") { a.size = static_cast<int>(integer(i, k, 1)); sized = true; }
-    else if (k == "--target-height") { a.target_height = static_cast<int>(integer(i, k, 16)); sized = true; }
-    else if (k == "--per-roi") { a.per_roi = static_cast<int>(integer(i, k, 1)); sized = true; }
-    else if (k == "--per-image") { a.per_image = static_cast<int>(integer(i, k, 1)); sized = true; }
-    else if (k == "--batch") { a.batch = static_cast<int>(integer(i, k, 2)); sized = true; }
-    else if (k == "--replicates") { a.replicates = static_cast<std::size_t>(integer(i, k, 10)); sized = true; }
-    else if (k == "--permutations") { a.permutations = static_cast<std::size_t>(integer(i, k, 1)); sized = true; }
-    else if (k == "--tsne-points") { a.tsne_points = static_cast<int>(integer(i, k, 0)); sized = true; }
-    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(integer(i, k, 0));
-    else if (k == "--threads") a.threads = static_cast<int>(integer(i, k, 1));
-    else if (k == "--out") a.out = value(i, k);
+    else if (k == "--init") a.init = fs::path(arg.value(i, k));
+    else if (k == "--probe-data") a.probe_data = arg.value(i, k);
+    else if (k == "--probe-epochs") { a.probe_epochs = static_cast<int>(arg.integer(i, k, 1)); sized = probe_epochs_given = true; }
+    else if (k == "--images") { a.images = static_cast<int>(arg.integer(i, k, 10)); sized = images_given = true; }
+    else if (k == "--epochs") { a.epochs = static_cast<int>(arg.integer(i, k, 1)); sized = true; }
+    else if (k == "--epochs2") { a.epochs2 = static_cast<int>(arg.integer(i, k, 1)); sized = true; }
+    else if (k == "--window") { a.window = static_cast<int>(arg.integer(i, k, 2)); sized = true; }
+    else if (k == "--size" || k == "--patch") { a.size = static_cast<int>(arg.integer(i, k, 1)); sized = true; }
+    else if (k == "--target-height") { a.target_height = static_cast<int>(arg.integer(i, k, 16)); sized = true; }
+    else if (k == "--per-roi") { a.per_roi = static_cast<int>(arg.integer(i, k, 1)); sized = true; }
+    else if (k == "--per-image") { a.per_image = static_cast<int>(arg.integer(i, k, 1)); sized = true; }
+    else if (k == "--batch") { a.batch = static_cast<int>(arg.integer(i, k, 2)); sized = true; }
+    else if (k == "--replicates") { a.replicates = static_cast<std::size_t>(arg.integer(i, k, 10)); sized = true; }
+    else if (k == "--permutations") { a.permutations = static_cast<std::size_t>(arg.integer(i, k, 1)); sized = true; }
+    else if (k == "--tsne-points") { a.tsne_points = static_cast<int>(arg.integer(i, k, 0)); sized = true; }
+    else if (k == "--seed") a.seed = static_cast<std::uint64_t>(arg.integer(i, k, 0));
+    else if (k == "--threads") a.threads = static_cast<int>(arg.integer(i, k, 1));
+    else if (k == "--out") a.out = arg.value(i, k);
     else if (k == "--quiet") a.quiet = true;
     else if (k == "--fresh") a.fresh = true;
     else if (k == "--smoke") a.smoke = true;
@@ -280,7 +243,8 @@ args parse(int argc, char** argv) {
     fail("--probe-data: '" + *a.probe_data + "' does not exist; expected 'phantom' or a dataset folder");
   if (a.probe_data && *a.probe_data == a.data)
     fail("--probe-data is the training data (" + a.data + "); the linear probe measures generalisation to another dataset");
-  const int minimum = a.model == "small" ? min_side<models::densenet_small>() : min_side<models::densenet121>();
+  const int minimum = a.model == "small" ? examples::min_input_side<models::densenet_small>()
+                                          : examples::min_input_side<models::densenet121>();
   if (a.size < minimum)
     fail("--patch " + std::to_string(a.size) + " is too small for --model " + a.model + ": its feature map needs at least " +
          std::to_string(minimum) + "x" + std::to_string(minimum) + " pixels");
@@ -290,10 +254,7 @@ args parse(int argc, char** argv) {
   if (a.init && !fs::is_regular_file(*a.init)) fail("--init: '" + a.init->string() + "' is not a file");
   if (!a.probe_data && probe_epochs_given) fail("--probe-epochs needs --probe-data");
   // Create the output folder now: a path that cannot be used must fail before any long work.
-  std::error_code ec;
-  fs::create_directories(a.out, ec);
-  if (ec || !fs::is_directory(a.out))
-    fail("cannot create the output folder '" + a.out.string() + "'" + (ec ? ": " + ec.message() : ": not a directory"));
+  examples::create_output_folder(prog, a.out);
   return a;
 }
 
@@ -315,15 +276,11 @@ opened_data open_data(const std::string& spec, const char* flag) {
   d.spec = spec;
   if (spec == "phantom") return d;
   try {
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-    d.set = data::open_dataset_dicom(spec);
-#else
-    d.set = data::open_dataset(spec);
-    if (d.set->needs_dicom)
+    d.set = examples::open_dataset_folder(spec);
+    if (!examples::with_dicom && d.set->needs_dicom)
       fail(std::string(flag) + ": " + std::string(data::dataset_kind_name(d.set->kind)) + " at " + spec +
            " stores its images as DICOM, and this program was built without DICOM support; rebuild with "
            "-DMAMMOCL_WITH_DICOM=ON (needs libdcmtk-dev)");
-#endif
   } catch (const mammocl::error& e) {
     fail(std::string(flag) + ": " + e.what());
   }
@@ -357,11 +314,7 @@ data::paired_patches make_store(const args& a, const opened_data& d, std::uint64
   }
   data::paired_patch_options po;
   po.sampler = so;
-#if MAMMOCL_EXAMPLES_WITH_DICOM
-  return data::make_paired_patches(d.set->records, po, data::dicom_image_reader(), progress);
-#else
-  return data::make_paired_patches(d.set->records, po, data::default_image_reader(), progress);
-#endif
+  return data::make_paired_patches(d.set->records, po, examples::image_reader(), progress);
 }
 
 /// Classes with at least one item in `set`.
@@ -465,18 +418,11 @@ std::optional<double> auc_of(const predictions& p, const std::vector<int>& label
   return eval::ovo_auc_present(s, y, classes);
 }
 
+/// A file this program wrote or reads back, whole.
 std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  MAMMOCL_CHECK(in.good(), io_error, "cannot read back ", p);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
+  std::optional<std::string> t = examples::file_text(p);
+  MAMMOCL_CHECK(t.has_value(), io_error, "cannot read back ", p);
+  return std::move(*t);
 }
 
 /// Initial weights from --init: every feature tensor must match (torchvision's legacy key names are
@@ -567,7 +513,7 @@ template <class Config>
 int run_study(const args& a, const opened_data& source, const std::optional<opened_data>& probe_source) {
   using model_t = models::densenet<B, Config>;
   const auto t_start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
+  auto elapsed = [&] { return examples::seconds_since(t_start); };
   B::context ctx(a.threads);
   const std::string model_name = a.model == "small" ? "small DenseNet" : "DenseNet-121";
   auto new_model = [&] {
