@@ -282,7 +282,7 @@ opened_data open_data(const std::string& spec, const char* flag) {
            " stores its images as DICOM, and this program was built without DICOM support; rebuild with "
            "-DMAMMOCL_WITH_DICOM=ON (needs libdcmtk-dev)");
   } catch (const mammocl::error& e) {
-    fail(std::string(flag) + ": " + e.what());
+    fail(std::string(flag) + ": " + examples::cli_message(e));
   }
   if (d.set->records.empty())
     fail(std::string(flag) + ": " + d.describe() + " has no usable image (" +
@@ -370,8 +370,30 @@ struct predictions {
   std::size_t dim = 0;
 };
 
+/// The study's batches: a paired_patch_source with the input normalisation the initial weights expect,
+/// (x - mean) / std on every pixel (mean 0, std 1 — exactly the stored values — unless --init is torchvision's).
+class study_source {
+ public:
+  study_source(const data::paired_patches& s, std::vector<data::domain_item> set, int batch, bool training,
+               std::uint64_t seed, double mean, double stdv)
+      : src_(s, std::move(set), batch, training, seed), mean_(static_cast<float>(mean)), stdv_(static_cast<float>(stdv)) {}
+  [[nodiscard]] std::int64_t size() const { return src_.size(); }
+  [[nodiscard]] std::int64_t batches_per_epoch() const { return src_.batches_per_epoch(); }
+  [[nodiscard]] data::batch get_batch(const data::batch_request& r) const {
+    data::batch b = src_.get_batch(r);
+    if (mean_ != 0.0f || stdv_ != 1.0f)
+      for (float& v : b.images) v = (v - mean_) / stdv_;
+    return b;
+  }
+
+ private:
+  data::paired_patch_source src_;
+  float mean_, stdv_;
+};
+static_assert(data::BatchSource<study_source>);
+
 template <class M>
-predictions predict(B::context& ctx, const M& m, const data::paired_patch_source& src) {
+predictions predict(B::context& ctx, const M& m, const study_source& src) {
   predictions p;
   for (std::int64_t i = 0; i < src.batches_per_epoch(); ++i) {
     const data::batch b = src.get_batch({0, 0, i, 1});
@@ -479,8 +501,8 @@ void check_or_start_study(const args& a) {
 /// trained on them (METHOD.md §5.3 defaults, --probe-epochs epochs), its test AUC with a bootstrap over
 /// the A/B pairs. Classes that do not occur in both parts of the probe data are left out of the probe.
 template <class M>
-eval::bootstrap_result run_probe(B::context& ctx, const M& model, const data::paired_patch_source& train_src,
-                                 const data::paired_patch_source& test_src, const args& a) {
+eval::bootstrap_result run_probe(B::context& ctx, const M& model, const study_source& train_src,
+                                 const study_source& test_src, const args& a) {
   const train::feature_set tr = train::extract_features(ctx, model, train_src, "probe training");
   const train::feature_set te = train::extract_features(ctx, model, test_src, "probe test");
   std::vector<int> remap(classes, -1);
@@ -523,14 +545,25 @@ int run_study(const args& a, const opened_data& source, const std::optional<open
     return m;
   };
   // --init is checked before any long work: the file must be a DenseNet of this configuration, 1 channel.
+  // A MammoCL checkpoint (trainer metadata "strategy") was trained on the stored [0, 1] values; any other
+  // file is taken as torchvision's ImageNet weights converted to one channel, which expect the grey input
+  // normalised with the averages of ImageNet's channel statistics (METHOD.md §3.1 option (b)).
+  double input_mean = 0.0, input_std = 1.0;
   if (a.init) {
     try {
       model_t m({.in_channels = 1, .num_classes = classes});
       const io::load_report r = load_init(m, *a.init);
-      std::printf("--init %s: %zu tensors loaded (%zu renamed from torchvision's legacy names), classifier new\n",
-                  a.init->c_str(), r.loaded.size(), r.renamed.size());
+      if (!r.metadata.count("strategy")) {
+        input_mean = 0.449;
+        input_std = 0.226;
+      }
+      std::printf("--init %s: %zu tensors loaded (%zu renamed from torchvision's legacy names), classifier new; "
+                  "input %s\n",
+                  a.init->c_str(), r.loaded.size(), r.renamed.size(),
+                  input_std == 1.0 ? "as stored (a MammoCL checkpoint)"
+                                   : "normalised (x - 0.449) / 0.226 (torchvision ImageNet weights)");
     } catch (const mammocl::error& e) {
-      fail("--init: " + std::string(e.what()) + " (--init needs a " + model_name +
+      fail("--init: " + examples::cli_message(e) + " (--init needs a " + model_name +
            " state dict with a 1-channel first convolution; convert torchvision's weights with "
            "scripts/convert_torchvision_weights.py --rename-legacy --in-channels 1 --drop-classifier)");
     }
@@ -643,11 +676,11 @@ int run_study(const args& a, const opened_data& source, const std::optional<open
   }
 
   // 3. Train every strategy on every dataset; finished runs in --out are reloaded, interrupted ones resumed.
-  const data::paired_patch_source test_src(store, test_set, 64, false, 0);
-  const data::paired_patch_source val_src(store, val_set, 64, false, 0);
+  const study_source test_src(store, test_set, 64, false, 0, input_mean, input_std);
+  const study_source val_src(store, val_set, 64, false, 0, input_mean, input_std);
   std::vector<run_result> runs;
   for (std::size_t i = 0; i < plans.size(); ++i) {
-    const data::paired_patch_source train_src(store, plans[i].train, a.batch, true, a.seed * 7919 + i);
+    const study_source train_src(store, plans[i].train, a.batch, true, a.seed * 7919 + i, input_mean, input_std);
     for (const std::string& name : a.strategies) {
       model_t model = new_model();
       const train::strategy_options so = options_for(name, a);
@@ -665,8 +698,9 @@ int run_study(const args& a, const opened_data& source, const std::optional<open
       r.log = fit.log;
       for (const auto& line : fit.log) r.seconds += line.value("seconds", 0.0);
       if (probe_store) {
-        const data::paired_patch_source ptr(*probe_store, probe_train, a.batch, true, a.seed);
-        const data::paired_patch_source pte(*probe_store, probe_test, 64, false, 0);
+        // Features of every probe patch as stored (no shuffling, no flips): training = false for both parts.
+        const study_source ptr(*probe_store, probe_train, 64, false, 0, input_mean, input_std);
+        const study_source pte(*probe_store, probe_test, 64, false, 0, input_mean, input_std);
         r.probe = run_probe(ctx, model, ptr, pte, a);
       }
       std::printf("%-26s %-16s best validation AUC %.4f, %.0f s of training%s%s\n", r.dataset.c_str(), name.c_str(),
@@ -873,7 +907,9 @@ int run_study(const args& a, const opened_data& source, const std::optional<open
       " px windows resized to " + std::to_string(a.size) + "), split by patient 60/15/25 % (seed " +
       std::to_string(a.seed) + "); test set: " + std::to_string(test_set.size() / 2) +
       " patches, each in domain A (no LUT) and B (per-image sigmoid VOI LUT). Model: " + model_name +
-      (a.init ? ", initialised from " + a.init->filename().string() : std::string(", random initialisation")) +
+      (a.init ? ", initialised from " + a.init->filename().string() +
+                    (input_std != 1.0 ? " (input normalised (x - 0.449) / 0.226)" : "")
+              : std::string(", random initialisation")) +
       ". Epochs: stage 1 " + (a.epochs ? std::to_string(*a.epochs) : std::string("5 (CE/DANN/MMD), 8 (SupCon)")) +
       ", stage 2 " + (a.epochs2 ? std::to_string(*a.epochs2) : std::string("3")) + ". Bootstrap: " +
       std::to_string(a.replicates) + " replicates over test patients, stratified by their classes. MMD: " +

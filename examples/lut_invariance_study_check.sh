@@ -84,8 +84,17 @@ fi
 echo "== --init"
 ckpt="$work/study/runs/augmented/ce/best.safetensors"
 "$prog" "${tiny[@]}" --init "$ckpt" --out "$work/init" >"$work/init.txt"
-grep -F -- "--init $ckpt:" "$work/init.txt" | grep -F "tensors loaded" >/dev/null ||
-  { echo "FAIL: --init did not report the loaded tensors"; fails=$((fails + 1)); }
+grep -F -- "--init $ckpt:" "$work/init.txt" | grep -F "tensors loaded" | grep -F "input as stored (a MammoCL checkpoint)" \
+  >/dev/null || { echo "FAIL: --init did not report the loaded tensors"; cat "$work/init.txt"; fails=$((fails + 1)); }
+# The same weights without the trainer's metadata key stand for a converted torchvision file: its input is
+# normalised with ImageNet's grey statistics.
+LC_ALL=C sed 's/"strategy"/"strategx"/' "$ckpt" >"$work/torchvision_like.safetensors"
+"$prog" "${tiny[@]}" --init "$work/torchvision_like.safetensors" --out "$work/init_tv" >"$work/init_tv.txt"
+grep -F "input normalised (x - 0.449) / 0.226 (torchvision ImageNet weights)" "$work/init_tv.txt" >/dev/null ||
+  { echo "FAIL: a torchvision-like --init was not normalised"; cat "$work/init_tv.txt"; fails=$((fails + 1)); }
+grep -F "(input normalised (x - 0.449) / 0.226)" "$work/init_tv/results.md" >/dev/null ||
+  { echo "FAIL: results.md does not say the input was normalised"; fails=$((fails + 1)); }
+echo "ok: --init with a MammoCL checkpoint (input as stored) and a torchvision-like file (normalised)"
 expect_error "--init: load_state: key 'features.conv0.weight' has shape (16,1,7,7)" --model densenet121 --init "$ckpt" \
   --out "$work/init121"
 
