@@ -795,11 +795,12 @@ struct train_outcome {
   std::vector<double> test_prob;  // the trained model (in memory) on the test set, for --smoke
 };
 
-/// Resume bookkeeping: the trainer resumes from last.safetensors; when the run asked for more epochs than
-/// the recorded stage had, its "stage finished" flag is cleared so that training continues there (the
-/// cosine schedule then runs over the new total). Returns the line to print.
+/// Resume bookkeeping: the trainer resumes from last.safetensors; when the run asks for more epochs than the
+/// recorded stage had, the trainer continues that stage (trainer_options::extend_finished_stage; the cosine
+/// schedule then runs over the new total). Checks the request against the checkpoint and returns the line
+/// to print.
 std::string prepare_resume(const fs::path& last, const settings& s, const settings& recorded) {
-  io::safetensors::file f = [&] {
+  const io::safetensors::file f = [&] {
     try {
       return io::safetensors::file::read(last);
     } catch (const mammocl::error& e) {
@@ -827,12 +828,7 @@ std::string prepare_resume(const fs::path& last, const settings& s, const settin
          " epochs the run in " + last.parent_path().string() + " has done; use --no-resume");
   std::string line = "resuming from " + last.string() + " (stage " + std::to_string(stage + 1) + ", " +
                      std::to_string(done) + " epoch" + (done == 1 ? "" : "s") + " done)";
-  if (stage_done && done < want) {
-    j["stage_done"] = false;
-    f.metadata()["mammocl.trainer"] = j.dump();
-    f.write(last);
-    line += "; continuing to " + std::to_string(want) + " epochs";
-  }
+  if (stage_done && done < want) line += "; continuing to " + std::to_string(want) + " epochs";
   return line;
 }
 
@@ -898,7 +894,8 @@ train_outcome train_run(B::context& ctx, const args& a, settings s, const std::o
   const train::strategy_options so = strategy_options_of(s);
   const train::fit_result fit = train::with_strategy<model_t>(s.strategy, [&]<class S>() {
     S strategy(model, so);
-    train::trainer_options opt{.out_dir = out, .resume = a.resume, .progress = !a.quiet, .progress_stream = stdout};
+    train::trainer_options opt{.out_dir = out, .resume = a.resume, .progress = !a.quiet, .progress_stream = stdout,
+                               .extend_finished_stage = true};
     return train::fit(ctx, strategy, train_src, val, opt, classes);
   });
   train_outcome r;

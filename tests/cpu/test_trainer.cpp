@@ -279,6 +279,35 @@ BOOST_AUTO_TEST_CASE(restore_best_loads_the_best_epoch) {
   BOOST_TEST(r.best_metric == mx);
 }
 
+// trainer_options::extend_finished_stage: a 1-epoch run resumed with 2 epochs goes on only when asked,
+// and then equals an uninterrupted 2-epoch run bit for bit (constant schedule: the rate does not depend on
+// the stage's length).
+BOOST_AUTO_TEST_CASE(a_finished_stage_is_extended_only_when_asked) {
+  using ce = train::strategies::ce<model_t>;
+  B::context ctx(2);
+  test::temp_dir dir("trainer-extend"), ref_dir("trainer-extend-ref");
+  train::strategy_options so = small_strategy();
+  so.stage1 = {.epochs = 1, .lr = 0.05, .schedule = train::schedule_kind::constant};
+  model_t first = fresh_model();
+  const auto r1 = run<ce>(ctx, first, dir.path, {.restore_best = false}, so);
+  BOOST_TEST(r1.log.size() == 1u);
+  so.stage1.epochs = 2;
+  model_t kept = fresh_model();
+  const auto r2 = run<ce>(ctx, kept, dir.path, {.restore_best = false}, so);
+  BOOST_TEST(r2.resumed);
+  BOOST_TEST(r2.log.size() == 1u);  // finished stays finished
+  BOOST_TEST(all_state(kept) == all_state(first));
+  model_t extended = fresh_model();
+  const auto r3 = run<ce>(ctx, extended, dir.path, {.restore_best = false, .extend_finished_stage = true}, so);
+  BOOST_TEST(r3.resumed);
+  BOOST_TEST(r3.log.size() == 2u);
+  model_t ref = fresh_model();
+  const auto rr = run<ce>(ctx, ref, ref_dir.path, {.restore_best = false}, so);
+  BOOST_TEST(all_state(extended) == all_state(ref));
+  BOOST_TEST(timeless(r3.log) == timeless(rr.log));
+  BOOST_TEST(r3.steps == rr.steps);
+}
+
 // The trainer fed by the prefetching loader (data::loader_source): worker threads change nothing in the
 // result, and a crash in the middle of an epoch resumes to the same weights through the loader too.
 BOOST_AUTO_TEST_CASE(trains_from_the_prefetching_loader) {

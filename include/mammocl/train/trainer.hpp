@@ -67,6 +67,10 @@ struct trainer_options {
   bool progress = true;             ///< draw a progress bar
   std::FILE* progress_stream = stderr;
   std::function<void(const step_event&)> on_step = {};  ///< called after every step (may throw to stop training)
+  /// On resume: a stage the checkpoint marks finished because its epochs ran out continues when the strategy
+  /// now gives it more epochs (e.g. a run of 1 epoch resumed with 2); its schedule then spans the new total.
+  /// A stage ended by early stopping stays finished. Off: a finished stage is never reopened.
+  bool extend_finished_stage = false;
 };
 
 /// What `fit` did.
@@ -281,6 +285,9 @@ fit_result fit(typename S::backend_type::context& ctx, S& strategy, Train& train
     st = detail::trainer_state::from_json(j, "'" + last.string() + "'");
     MAMMOCL_CHECK(st.stage >= 0 && st.stage < strategy.num_stages(), io_error, "trainer: '", last.string(),
                   "' is at stage ", st.stage, " but the strategy has ", strategy.num_stages());
+    if (opt.extend_finished_stage && st.stage_done && st.epoch < strategy.stage(st.stage).epochs &&
+        std::find(st.stopped_early.begin(), st.stopped_early.end(), st.stage) == st.stopped_early.end())
+      st.stage_done = false;
     strategy.begin_stage(st.stage);  // the optimizer of that stage must exist to receive its state
     io::load_state(strategy, f);
     result.resumed = true;
