@@ -2,16 +2,13 @@
 // DCMTK (full images, crops, binary masks), with SeriesInstanceUIDs matching the CSV rows written here.
 #include <boost/test/unit_test.hpp>
 
-#include <dcmtk/config/osconfig.h>
-#include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcfilefo.h>
-#include <dcmtk/dcmdata/dcuid.h>
 
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "mammocl/data/cbis_ddsm_dicom.hpp"
+#include "dicom_test_writer.hpp"
 #include "temp_dir.hpp"
 #include "test_helpers.hpp"
 
@@ -19,37 +16,9 @@ namespace fs = std::filesystem;
 using namespace mammocl::data;
 using mammocl::io_error;
 using mammocl::test::expect_error;
+using mammocl::test::write_test_dicom;
 
 namespace {
-
-// Writes one uncompressed MONOCHROME2 DICOM with the given series and pixels (8 or 16 bits).
-void write_dicom(const fs::path& p, const std::string& series, int rows, int cols, int bits,
-                 const std::vector<std::uint16_t>& px) {
-  fs::create_directories(p.parent_path());
-  DcmFileFormat ff;
-  DcmDataset* ds = ff.getDataset();
-  char uid[100];
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage).good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)).good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_StudyInstanceUID, "1.2.826.0.1.3680043.2.1143.1").good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_SeriesInstanceUID, series.c_str()).good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_Modality, "MG").good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2").good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_SamplesPerPixel, 1).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_Rows, static_cast<Uint16>(rows)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_Columns, static_cast<Uint16>(cols)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_BitsAllocated, static_cast<Uint16>(bits)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_BitsStored, static_cast<Uint16>(bits)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_HighBit, static_cast<Uint16>(bits - 1)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_PixelRepresentation, 0).good());
-  if (bits == 8) {
-    std::vector<Uint8> b(px.begin(), px.end());
-    BOOST_REQUIRE(ds->putAndInsertUint8Array(DCM_PixelData, b.data(), b.size()).good());
-  } else {
-    BOOST_REQUIRE(ds->putAndInsertUint16Array(DCM_PixelData, px.data(), px.size()).good());
-  }
-  BOOST_REQUIRE(ff.saveFile(p.string().c_str(), EXS_LittleEndianExplicit).good());
-}
 
 std::vector<std::uint16_t> grey(int rows, int cols, int seed) {
   std::vector<std::uint16_t> v(static_cast<std::size_t>(rows * cols));
@@ -84,21 +53,21 @@ struct tree {
   fs::path csv;
   tree() {
     const fs::path root = dir / "CBIS-DDSM";
-    write_dicom(root / "Mass-Training_P_00001_LEFT_CC/07-20-2016-DDSM-NA-1/1.000000-full mammogram images-1/1-1.dcm",
+    write_test_dicom(root / "Mass-Training_P_00001_LEFT_CC/07-20-2016-DDSM-NA-1/1.000000-full mammogram images-1/1-1.dcm",
                 "1.2.3.100", 64, 48, 16, grey(64, 48, 1));
     // ROI 1: one series, the mask named like a crop and vice versa.
     const fs::path roi1 = root / "Mass-Training_P_00001_LEFT_CC_1/07-21-2016-DDSM-NA-2/1.000000-ROI mask images-2";
-    write_dicom(roi1 / "1-1.dcm", "1.2.3.111", 64, 48, 8, binary(64, 48, 255));  // the mask
-    write_dicom(roi1 / "1-2.dcm", "1.2.3.111", 10, 12, 16, grey(10, 12, 2));    // the crop
+    write_test_dicom(roi1 / "1-1.dcm", "1.2.3.111", 64, 48, 8, binary(64, 48, 255));  // the mask
+    write_test_dicom(roi1 / "1-2.dcm", "1.2.3.111", 10, 12, 16, grey(10, 12, 2));    // the crop
     // ROI 2: crop and mask in separate series; mask 0/1.
-    write_dicom(root / "Mass-Training_P_00001_LEFT_CC_2/07-21-2016-DDSM-NA-3/1.000000-cropped images-3/1-1.dcm",
+    write_test_dicom(root / "Mass-Training_P_00001_LEFT_CC_2/07-21-2016-DDSM-NA-3/1.000000-cropped images-3/1-1.dcm",
                 "1.2.3.121", 9, 7, 16, grey(9, 7, 3));
-    write_dicom(root / "Mass-Training_P_00001_LEFT_CC_2/07-21-2016-DDSM-NA-4/1.000000-ROI mask images-4/1-1.dcm",
+    write_test_dicom(root / "Mass-Training_P_00001_LEFT_CC_2/07-21-2016-DDSM-NA-4/1.000000-ROI mask images-4/1-1.dcm",
                 "1.2.3.122", 64, 48, 8, binary(64, 48, 1));
     // Image C with its crop only.
-    write_dicom(root / "Mass-Training_P_00003_RIGHT_CC/x/1.000000-full mammogram images-5/1-1.dcm", "1.2.3.300", 32,
+    write_test_dicom(root / "Mass-Training_P_00003_RIGHT_CC/x/1.000000-full mammogram images-5/1-1.dcm", "1.2.3.300", 32,
                 16, 16, grey(32, 16, 4));
-    write_dicom(root / "Mass-Training_P_00003_RIGHT_CC_1/x/1.000000-cropped images-6/1-1.dcm", "1.2.3.311", 8, 8, 16,
+    write_test_dicom(root / "Mass-Training_P_00003_RIGHT_CC_1/x/1.000000-cropped images-6/1-1.dcm", "1.2.3.311", 8, 8, 16,
                 grey(8, 8, 5));
     // Not DICOM: reported, not fatal.
     std::ofstream(root / "broken.dcm") << "not a dicom file";
@@ -125,9 +94,9 @@ BOOST_AUTO_TEST_CASE(classification_by_content) {
   BOOST_TEST((classify_cbis_roi_file(root / "Mass-Training_P_00001_LEFT_CC_2/07-21-2016-DDSM-NA-4/1.000000-ROI mask images-4/1-1.dcm") ==
               cbis_roi_file::mask));
   // 16-bit binary 0/65535 is a mask; two grey levels other than {0, 1, max} are not; an all-zero image is.
-  write_dicom(t.dir / "m16.dcm", "9.1", 8, 8, 16, binary(8, 8, 65535));
-  write_dicom(t.dir / "two.dcm", "9.2", 8, 8, 16, binary(8, 8, 700));
-  write_dicom(t.dir / "zero.dcm", "9.3", 8, 8, 8, std::vector<std::uint16_t>(64, 0));
+  write_test_dicom(t.dir / "m16.dcm", "9.1", 8, 8, 16, binary(8, 8, 65535));
+  write_test_dicom(t.dir / "two.dcm", "9.2", 8, 8, 16, binary(8, 8, 700));
+  write_test_dicom(t.dir / "zero.dcm", "9.3", 8, 8, 8, std::vector<std::uint16_t>(64, 0));
   BOOST_TEST((classify_cbis_roi_file(t.dir / "m16.dcm") == cbis_roi_file::mask));
   BOOST_TEST((classify_cbis_roi_file(t.dir / "two.dcm") == cbis_roi_file::crop));
   BOOST_TEST((classify_cbis_roi_file(t.dir / "zero.dcm") == cbis_roi_file::mask));

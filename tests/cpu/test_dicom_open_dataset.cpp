@@ -4,10 +4,6 @@
 // the DICOM records must equal, bit for bit, those of the same pixels written as 16-bit PGMs.
 #include <boost/test/unit_test.hpp>
 
-#include <dcmtk/config/osconfig.h>
-#include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcfilefo.h>
-#include <dcmtk/dcmdata/dcuid.h>
 
 #include <cmath>
 #include <cstring>
@@ -17,6 +13,7 @@
 
 #include "mammocl/data/open_dataset_dicom.hpp"
 #include "mammocl/data/phantom.hpp"
+#include "dicom_test_writer.hpp"
 #include "temp_dir.hpp"
 #include "test_helpers.hpp"
 
@@ -24,37 +21,9 @@ namespace fs = std::filesystem;
 using namespace mammocl;
 using namespace mammocl::data;
 using mammocl::test::expect_error;
+using mammocl::test::write_test_dicom;
 
 namespace {
-
-/// One uncompressed MONOCHROME2 DICOM (8 or 16 bits allocated and stored) with the given series.
-void write_dcm(const fs::path& p, const std::string& series, int rows, int cols, int bits,
-               const std::vector<std::uint16_t>& px) {
-  fs::create_directories(p.parent_path());
-  DcmFileFormat ff;
-  DcmDataset* ds = ff.getDataset();
-  char uid[100];
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_SOPClassUID, UID_SecondaryCaptureImageStorage).good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)).good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_StudyInstanceUID, "1.2.826.0.1.3680043.2.1143.7").good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_SeriesInstanceUID, series.c_str()).good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_Modality, "MG").good());
-  BOOST_REQUIRE(ds->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2").good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_SamplesPerPixel, 1).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_Rows, static_cast<Uint16>(rows)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_Columns, static_cast<Uint16>(cols)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_BitsAllocated, static_cast<Uint16>(bits)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_BitsStored, static_cast<Uint16>(bits)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_HighBit, static_cast<Uint16>(bits - 1)).good());
-  BOOST_REQUIRE(ds->putAndInsertUint16(DCM_PixelRepresentation, 0).good());
-  if (bits == 8) {
-    std::vector<Uint8> b(px.begin(), px.end());
-    BOOST_REQUIRE(ds->putAndInsertUint8Array(DCM_PixelData, b.data(), static_cast<unsigned long>(b.size())).good());
-  } else {
-    BOOST_REQUIRE(ds->putAndInsertUint16Array(DCM_PixelData, px.data(), static_cast<unsigned long>(px.size())).good());
-  }
-  BOOST_REQUIRE(ff.saveFile(p.string().c_str(), EXS_LittleEndianExplicit).good());
-}
 
 const std::string kHeader =
     "patient_id,breast_density,left or right breast,image view,abnormality id,abnormality type,mass shape,"
@@ -96,11 +65,11 @@ struct download {
     const fs::path root = dir / "CBIS-DDSM";
     full = root / "Mass-Training_P_00001_LEFT_CC/07-20-2016-DDSM-NA-1/1.000000-full mammogram images-1/1-1.dcm";
     mask = root / "Mass-Training_P_00001_LEFT_CC_1/07-21-2016-DDSM-NA-2/1.000000-ROI mask images-2/1-2.dcm";
-    write_dcm(full, "1.2.3.100", R, C, 16, px);
-    write_dcm(mask, "1.2.3.111", R, C, 8, mk);
+    write_test_dicom(full, "1.2.3.100", R, C, 16, px);
+    write_test_dicom(mask, "1.2.3.111", R, C, 8, mk);
     std::vector<std::uint16_t> crop(64);
     for (std::size_t i = 0; i < crop.size(); ++i) crop[i] = static_cast<std::uint16_t>(1000 + 37 * i);
-    write_dcm(mask.parent_path() / "1-1.dcm", "1.2.3.111", 8, 8, 16, crop);
+    write_test_dicom(mask.parent_path() / "1-1.dcm", "1.2.3.111", 8, 8, 16, crop);
     csv = dir / "mass_case_description_train_set.csv";
     std::ofstream(csv, std::ios::binary) << kHeader << row("P_00001", 1, "MALIGNANT", "1.2.3.100", "1.2.3.111", "1.2.3.111")
                                          << row("P_00002", 1, "BENIGN", "1.2.3.200", "1.2.3.211", "1.2.3.211");
