@@ -2,7 +2,6 @@
 // DCMTK (full images, crops, binary masks), with SeriesInstanceUIDs matching the CSV rows written here.
 #include <boost/test/unit_test.hpp>
 
-
 #include <fstream>
 #include <string>
 #include <vector>

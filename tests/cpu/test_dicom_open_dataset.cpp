@@ -4,7 +4,6 @@
 // the DICOM records must equal, bit for bit, those of the same pixels written as 16-bit PGMs.
 #include <boost/test/unit_test.hpp>
 
-
 #include <cmath>
 #include <cstring>
 #include <fstream>
