@@ -402,11 +402,10 @@ predictions predict(B::context& ctx, const M& m, const study_source& src) {
     p.dim = static_cast<std::size_t>(f.c());
     p.features.insert(p.features.end(), f.data(), f.data() + f.numel());
     for (index_t r = 0; r < l.n(); ++r) {
-      double mx = -INFINITY, sum = 0;
-      for (int c = 0; c < classes; ++c) mx = std::max(mx, static_cast<double>(l.at(r, c)));
-      double e[classes];
-      for (int c = 0; c < classes; ++c) sum += e[c] = std::exp(static_cast<double>(l.at(r, c)) - mx);
-      for (int c = 0; c < classes; ++c) p.prob.push_back(e[c] / sum);
+      double q[classes];
+      MAMMOCL_CHECK(examples::softmax_row(l.data() + r * classes, classes, q), numeric_error,
+                    "the logits of test patch ", p.prob.size() / classes, " are not finite");
+      p.prob.insert(p.prob.end(), q, q + classes);
     }
   }
   return p;
