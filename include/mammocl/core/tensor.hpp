@@ -50,6 +50,16 @@ class tensor {
     return t;
   }
 
+  /// A non-owning view whose items lie `batch_stride` elements apart (>= one item), e.g. another backend's
+  /// view of the same memory. The memory must outlive the view.
+  [[nodiscard]] static tensor strided_view(value_type* p, const shape& s, index_t batch_stride) {
+    MAMMOCL_EXPECTS(batch_stride >= per_item(s), "tensor::strided_view: batch stride ", batch_stride,
+                    " is smaller than one item of shape ", s, " (", per_item(s), " elements)");
+    tensor t = view(p, s);
+    t.batch_stride_ = batch_stride;
+    return t;
+  }
+
   [[nodiscard]] const shape& dims() const noexcept { return shape_; }
   [[nodiscard]] int rank() const noexcept { return shape_.rank(); }
   [[nodiscard]] index_t dim(int i) const { return shape_[i]; }
