@@ -182,6 +182,21 @@ struct cpu_backend_t {
     if (g.pointwise()) {
       for (index_t i = 0; i < x.n(); ++i)
         gemm(ctx, false, false, cout, p, cin, T(1), w.data(), cin, x.item(i), p, T(0), y.item(i), p);
+    } else if (implicit_gemm && g.stride == 1) {
+      conv_forward_direct(ctx, x, w, y, g);
+    } else if constexpr (implicit_gemm) {
+      // The im2col matrix is never stored: the GEMM packs its panels straight from x (implicit GEMM).
+      const index_t chunk = implicit_chunk(p, x.n());
+      T* out = chunk > 1 ? ctx.scratch(static_cast<std::size_t>(cout * chunk * p), 1) : nullptr;
+      for (index_t i0 = 0; i0 < x.n(); i0 += chunk) {
+        const index_t nc = std::min(chunk, x.n() - i0);
+        if (nc == 1) {
+          conv_gemm(ctx, w.data(), cout, x, i0, 1, g, T(0), y.item(i0), p);
+        } else {
+          conv_gemm(ctx, w.data(), cout, x, i0, nc, g, T(0), out, nc * p);
+          scatter_columns(ctx, out, cout, nc, p, y, i0, T(0));
+        }
+      }
     } else {
       const index_t chunk = images_per_chunk(kk, p, x.n());
       T* col = ctx.scratch(static_cast<std::size_t>(kk * chunk * p), 0);
@@ -193,7 +208,7 @@ struct cpu_backend_t {
           gemm(ctx, false, false, cout, p, kk, T(1), w.data(), kk, col, p, T(0), y.item(i0), p);
         } else {
           gemm(ctx, false, false, cout, nc * p, kk, T(1), w.data(), kk, col, nc * p, T(0), out, nc * p);
-          scatter_columns(ctx, out, cout, nc, p, y, i0);
+          scatter_columns(ctx, out, cout, nc, p, y, i0, T(0));
         }
       }
     }
@@ -216,6 +231,32 @@ struct cpu_backend_t {
       for (index_t i = 0; i < dy.n(); ++i)
         gemm(ctx, true, false, cin, p, cout, T(1), w.data(), cin, dy.item(i), p, beta, dx.item(i), p);
       return;
+    }
+    if constexpr (implicit_gemm) {
+      if (g.stride == 1 && g.kh == g.kw && g.pad <= g.kh - 1) {
+        // Stride 1: dx is the convolution of dy with the flipped, transposed filters and padding k-1-pad,
+        // computed as an implicit GEMM (M = Cin is large here, unlike the forward pass's Cout, so the
+        // GEMM's register tiles are well used; no column matrix, no scatter-add).
+        const index_t taps = g.kh * g.kw, kt = cout * taps, hw = dx.h() * dx.w();
+        T* wt = ctx.scratch(static_cast<std::size_t>(cin * kt), 0);
+        const T* wp = w.data();
+        for (index_t ci = 0; ci < cin; ++ci)
+          for (index_t co = 0; co < cout; ++co)
+            for (index_t t = 0; t < taps; ++t) wt[ci * kt + co * taps + t] = wp[(co * cin + ci) * taps + (taps - 1 - t)];
+        const conv_geometry gt{g.kh, g.kw, 1, g.kh - 1 - g.pad};
+        const index_t chunk = implicit_chunk(hw, dy.n());
+        T* out = chunk > 1 ? ctx.scratch(static_cast<std::size_t>(cin * chunk * hw), 1) : nullptr;
+        for (index_t i0 = 0; i0 < dy.n(); i0 += chunk) {
+          const index_t nc = std::min(chunk, dy.n() - i0);
+          if (nc == 1) {
+            conv_gemm(ctx, wt, cin, dy, i0, 1, gt, beta, dx.item(i0), hw);
+          } else {
+            conv_gemm(ctx, wt, cin, dy, i0, nc, gt, T(0), out, nc * hw);
+            scatter_columns(ctx, out, cin, nc, hw, dx, i0, beta);
+          }
+        }
+        return;
+      }
     }
     const index_t chunk = images_per_chunk(kk, p, dy.n());
     T* col = ctx.scratch(static_cast<std::size_t>(kk * chunk * p), 0);
@@ -242,6 +283,8 @@ struct cpu_backend_t {
     if (g.pointwise()) {
       for (index_t i = 0; i < x.n(); ++i)
         gemm(ctx, false, true, cout, cin, p, T(1), dy.item(i), p, x.item(i), p, i == 0 ? beta : T(1), dw.data(), cin);
+    } else if (implicit_gemm && g.stride == 1) {
+      filter_gradient_by_taps(ctx, x, dy, dw, g, beta);
     } else {
       const index_t chunk = images_per_chunk(kk, p, x.n());
       T* col = ctx.scratch(static_cast<std::size_t>(kk * chunk * p), 0);
@@ -809,12 +852,288 @@ struct cpu_backend_t {
     });
   }
   /// y(images i0..) plane (co) <- out(co, j·P ..).
-  static void scatter_columns(context& ctx, const T* out, index_t cout, index_t nc, index_t p, const tensor_t& y, index_t i0) {
+  static void scatter_columns(context& ctx, const T* out, index_t cout, index_t nc, index_t p, const tensor_t& y, index_t i0,
+                              T beta) {
     parallel_planes(ctx, cout * nc, [&](index_t q) {
       const index_t co = q / nc, j = q % nc;
-      std::memcpy(y.item(i0 + j) + co * p, out + co * nc * p + j * p, sizeof(T) * p);
+      T* d = y.item(i0 + j) + co * p;
+      const T* s = out + co * nc * p + j * p;
+      if (beta == T(0)) std::memcpy(d, s, sizeof(T) * p);
+      else for (index_t t = 0; t < p; ++t) d[t] = s[t] + beta * d[t];
     });
   }
+  /// How many images share one implicit GEMM: about 4096 columns, so small feature maps still give
+  /// the threads long column ranges.
+  static index_t implicit_chunk(index_t p, index_t n) {
+    return std::max<index_t>(1, std::min<index_t>(n, 4096 / std::max<index_t>(p, 1)));
+  }
+
+#ifndef MAMMOCL_CPU_EIGEN_GEMM
+  static constexpr bool implicit_gemm = true;
+  using kernel = detail::gemm_kernel<T>;
+
+  /// Packs rows [pc, pc+kb) and columns [jc, jc+nb) (offset by col0) of the im2col matrix of images
+  /// i0.. of x (row r = (ci, ky, kx), column c = image·P + oy·Wo + ox) in the GEMM's panel order.
+  struct im2col_packer {
+    const tensor_t& x;
+    index_t i0, col0;
+    conv_geometry g;
+    index_t h, w, wo, p;
+    std::vector<index_t>& row_off;  // per packed row: ci·H·W, and ky, kx
+    std::vector<index_t>& row_ky;
+    std::vector<index_t>& row_kx;
+
+    void operator()(long pc, long jc, long kb, long nb, T* dst) const {
+      constexpr long NR = kernel::panel_width;
+      row_off.resize(static_cast<std::size_t>(kb));
+      row_ky.resize(static_cast<std::size_t>(kb));
+      row_kx.resize(static_cast<std::size_t>(kb));
+      const index_t taps = g.kh * g.kw;
+      for (long q = 0; q < kb; ++q) {
+        const index_t r = pc + q;
+        row_off[q] = (r / taps) * h * w;
+        row_ky[q] = (r % taps) / g.kw - g.pad;
+        row_kx[q] = r % g.kw - g.pad;
+      }
+      struct segment {
+        const T* img;
+        index_t iy0, ix0, len, off;  // input row/column of tap (0,0) without padding, run length, panel offset
+      };
+      for (long j0 = 0; j0 < nb; j0 += NR) {
+        const long nn = std::min<long>(NR, nb - j0);
+        T* d = dst + (j0 / NR) * NR * kb;
+        segment seg[NR];
+        int ns = 0;
+        for (long j = 0; j < nn;) {
+          const index_t c = col0 + jc + j0 + j, img = c / p, pix = c % p, oy = pix / wo, ox = pix % wo;
+          const index_t len = std::min<index_t>(nn - j, wo - ox);
+          seg[ns++] = {x.item(i0 + img), oy * g.stride, ox * g.stride, len, j};
+          j += len;
+        }
+        for (long q = 0; q < kb; ++q) {
+          T* o = d + q * NR;
+          for (long j = nn; j < NR; ++j) o[j] = T(0);
+          const index_t ky = row_ky[q], kx = row_kx[q];
+          for (int k = 0; k < ns; ++k) {
+            const segment& sg = seg[k];
+            T* os = o + sg.off;
+            const index_t iy = sg.iy0 + ky;
+            if (iy < 0 || iy >= h) {
+              for (index_t t = 0; t < sg.len; ++t) os[t] = T(0);
+              continue;
+            }
+            const T* srow = sg.img + row_off[q] + iy * w;
+            if (g.stride == 1) {
+              const index_t ix0 = sg.ix0 + kx;
+              if (sg.len == NR && ix0 >= 0 && ix0 + NR <= w) {  // the common case: one whole panel row in bounds
+                std::memcpy(os, srow + ix0, sizeof(T) * NR);
+                continue;
+              }
+              const index_t lo = std::clamp<index_t>(-ix0, 0, sg.len), hi = std::clamp<index_t>(w - ix0, lo, sg.len);
+              for (index_t t = 0; t < lo; ++t) os[t] = T(0);
+              for (index_t t = lo; t < hi; ++t) os[t] = srow[ix0 + t];
+              for (index_t t = hi; t < sg.len; ++t) os[t] = T(0);
+            } else {
+              for (index_t t = 0; t < sg.len; ++t) {
+                const index_t ix = sg.ix0 + t * g.stride + kx;
+                os[t] = (ix >= 0 && ix < w) ? srow[ix] : T(0);
+              }
+            }
+          }
+        }
+      }
+    }
+  };
+
+  /// C(m x nc·P) = A(m x K) · im2col(x images i0..i0+nc) + beta·C, K = Cin·kh·kw, P = Ho·Wo, with the
+  /// columns split into one range per thread (each thread packs its own panels; no synchronisation).
+  static void conv_gemm(context& ctx, const T* a, index_t m, const tensor_t& x, index_t i0, index_t nc,
+                        const conv_geometry& g, T beta, T* c, index_t ldc) {
+    const index_t h = x.h(), w = x.w(), wo = g.out_w(w), p = g.out_h(h) * wo, k = x.c() * g.kh * g.kw, n = nc * p;
+    const auto run = [&](index_t c0, index_t c1) {
+      thread_local detail::gemm_workspace<T> ws;
+      thread_local std::vector<index_t> off, ky, kx;
+      const im2col_packer pack{x, i0, c0, g, h, w, wo, p, off, ky, kx};
+      kernel::run_packed_b(ws, false, m, c1 - c0, k, T(1), a, k, pack, beta, c + c0, ldc);
+    };
+    const int t = ctx.threads();
+#ifdef _OPENMP
+    if (t > 1 && static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) >= 1.0e6 && !omp_in_parallel()) {
+      const index_t per = ((n + t - 1) / t + kernel::panel_width - 1) / kernel::panel_width * kernel::panel_width;
+#pragma omp parallel num_threads(t)
+      {
+        const index_t c0 = std::min<index_t>(n, per * omp_get_thread_num()), c1 = std::min<index_t>(n, c0 + per);
+        if (c1 > c0) run(c0, c1);
+      }
+      return;
+    }
+#endif
+    (void)t;
+    run(0, n);
+  }
+
+  /// Images i0..i0+nc of x, zero-padded by `pad` and stored channel-blocked: block b (channels
+  /// [b·NR, b·NR+NR), zero past C) at xb + b·stride_b, position-major (image j, padded row, padded column),
+  /// NR channels per position, followed by `margin` zero positions.
+  static void pad_and_block(context& ctx, const tensor_t& x, index_t i0, index_t nc, index_t pad, index_t margin, T* xb,
+                            index_t stride_b) {
+    constexpr index_t NR = kernel::panel_width;
+    const index_t cin = x.c(), h = x.h(), w = x.w(), wp = w + 2 * pad, q = (h + 2 * pad) * wp;
+    const index_t blocks = (cin + NR - 1) / NR;
+    parallel_planes(ctx, blocks * nc, [&](index_t t) {
+      const index_t b = t / nc, j = t % nc, c0 = b * NR, cn = std::min<index_t>(NR, cin - c0);
+      T* dst = xb + b * stride_b + j * q * NR;
+      std::fill(dst, dst + q * NR, T(0));
+      for (index_t c = 0; c < cn; ++c) {
+        const T* src = x.item(i0 + j) + (c0 + c) * h * w;
+        for (index_t iy = 0; iy < h; ++iy) {
+          T* d = dst + ((iy + pad) * wp + pad) * NR + c;
+          const T* s = src + iy * w;
+          for (index_t ix = 0; ix < w; ++ix) d[ix * NR] = s[ix];
+        }
+      }
+      if (j == nc - 1) std::fill(dst + q * NR, dst + (q + margin) * NR, T(0));
+    });
+  }
+
+  /// y = conv(x, w) for stride 1 as a direct convolution: x is padded and channel-blocked once
+  /// (pad_and_block), the filters packed per block of 16 output channels; a register tile of 6 output
+  /// positions x 16 output channels then accumulates over every tap and input channel, reading the
+  /// blocked image in place (tap (ky, kx) is the offset ky·Wp + kx on the padded grid). Nothing of the
+  /// size of the im2col matrix is ever written; positions in the Wp − Wo padding columns are computed and dropped.
+  static void conv_forward_direct(context& ctx, const tensor_t& x, const tensor_t& w, const tensor_t& y,
+                                  const conv_geometry& g) {
+    constexpr index_t NR = kernel::panel_width, PX = 6, L = 32 / sizeof(T), NV = NR / L;
+    typedef T vec __attribute__((vector_size(32)));
+    const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), cout = w.dim(0), ho = y.h(), wo = y.w();
+    const index_t wp = wd + 2 * g.pad, q = (h + 2 * g.pad) * wp, taps = g.kh * g.kw;
+    const index_t blocks = (cin + NR - 1) / NR, cinp = blocks * NR, cob = (cout + NR - 1) / NR;
+    const index_t margin = (g.kh - 1) * wp + (g.kw - 1) + PX;
+    const index_t chunk = std::max<index_t>(1, std::min<index_t>(n, (index_t{8} << 20) / (cinp * q)));
+    const index_t stride_b = (chunk * q + margin) * NR;
+    T* xb = ctx.scratch(static_cast<std::size_t>(blocks * stride_b), 0);
+    // wpk[o][tap][ci][16]: 16 output channels of block o for input channel ci at one tap, zero-padded.
+    T* wpk = ctx.scratch(static_cast<std::size_t>(cob * taps * cinp * NR), 1);
+    const T* wsrc = w.data();
+    parallel_planes(ctx, cob, [&](index_t o) {
+      for (index_t tap = 0; tap < taps; ++tap)
+        for (index_t ci = 0; ci < cinp; ++ci) {
+          T* d = wpk + ((o * taps + tap) * cinp + ci) * NR;
+          for (index_t c = 0; c < NR; ++c) {
+            const index_t co = o * NR + c;
+            d[c] = (co < cout && ci < cin) ? wsrc[(co * cin + ci) * taps + tap] : T(0);
+          }
+        }
+    });
+    const index_t rows = ho * wp;  // output positions on the padded-width grid, per image
+    const index_t tiles = (rows + PX - 1) / PX;
+    for (index_t i0 = 0; i0 < n; i0 += chunk) {
+      const index_t nc = std::min(chunk, n - i0);
+      pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b);
+      parallel_planes(ctx, nc * tiles, [&](index_t t) {
+        const index_t j = t / tiles, q0 = (t % tiles) * PX;
+        const T* base = xb + (j * q + q0) * NR;
+        for (index_t o = 0; o < cob; ++o) {
+          vec acc[PX][NV];
+          for (index_t r = 0; r < PX; ++r)
+            for (index_t v = 0; v < NV; ++v) acc[r][v] = vec{};
+          for (index_t tap = 0; tap < taps; ++tap) {
+            const T* a_tap = base + ((tap / g.kw) * wp + tap % g.kw) * NR;
+            const T* w_tap = wpk + (o * taps + tap) * cinp * NR;
+            for (index_t b = 0; b < blocks; ++b) {
+              const T* a = a_tap + b * stride_b;
+              const T* wb = w_tap + b * NR * NR;
+              for (index_t c = 0; c < NR; ++c) {
+                vec bv[NV];
+                for (index_t v = 0; v < NV; ++v) std::memcpy(&bv[v], wb + c * NR + v * L, sizeof(vec));
+#pragma GCC unroll 6
+                for (index_t r = 0; r < PX; ++r) {
+                  const T s = a[r * NR + c];
+                  vec av;
+                  for (index_t l = 0; l < L; ++l) av[l] = s;
+                  for (index_t v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+                }
+              }
+            }
+          }
+          T tile[PX][NR];
+          for (index_t r = 0; r < PX; ++r)
+            for (index_t v = 0; v < NV; ++v) std::memcpy(&tile[r][v * L], &acc[r][v], sizeof(vec));
+          for (index_t r = 0; r < PX; ++r) {
+            const index_t pos = q0 + r, oy = pos / wp, ox = pos % wp;
+            if (pos >= rows || ox >= wo) continue;
+            T* dst = y.item(i0 + j) + oy * wo + ox;
+            for (index_t c = 0; c < NR && o * NR + c < cout; ++c) dst[(o * NR + c) * ho * wo] = tile[r][c];
+          }
+        }
+      });
+    }
+  }
+
+  /// dw = Σ_n dy_n · im2col(x_n)ᵀ + beta·dw for stride 1, one GEMM per filter tap (ky, kx) and no column
+  /// matrix. With the image zero-padded to Hp x Wp and stored channel-blocked (blocks of NR channels,
+  /// position-major: exactly the GEMM's packed-panel layout), tap (ky, kx) only shifts the rows of B by
+  /// ky·Wp + kx; dy is laid out on the same padded grid (zero in the Wp − Wo extra columns), so each tap is
+  /// dW_tap (Cout x Cin) = dy_pad (Cout x nQ) · shifted image (nQ x Cin), read in place.
+  static void filter_gradient_by_taps(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw,
+                                      const conv_geometry& g, T beta) {
+    constexpr index_t NR = kernel::panel_width;
+    const index_t n = x.n(), cin = x.c(), h = x.h(), w = x.w(), cout = dw.dim(0), ho = dy.h(), wo = dy.w();
+    const index_t hp = h + 2 * g.pad, wp = w + 2 * g.pad, q = hp * wp, taps = g.kh * g.kw;
+    const index_t blocks = (cin + NR - 1) / NR, margin = (g.kh - 1) * wp + (g.kw - 1);
+    const index_t chunk = std::max<index_t>(1, std::min<index_t>(n, (index_t{8} << 20) / (blocks * NR * q)));
+    const index_t kmax = chunk * q, stride_b = (kmax + margin) * NR;
+    T* xb = ctx.scratch(static_cast<std::size_t>(blocks * stride_b), 0);
+    T* dyp = ctx.scratch(static_cast<std::size_t>(cout * kmax), 1);
+    T* acc = ctx.scratch(static_cast<std::size_t>(taps * cout * cin), 2);
+    for (index_t i0 = 0; i0 < n; i0 += chunk) {
+      const index_t nc = std::min(chunk, n - i0), k = nc * q;
+      pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b);
+      parallel_planes(ctx, cout * nc, [&](index_t t) {  // dy on the padded grid
+        const index_t co = t / nc, j = t % nc;
+        T* dst = dyp + co * k + j * q;
+        const T* src = dy.item(i0 + j) + co * ho * wo;
+        std::fill(dst, dst + q, T(0));
+        for (index_t oy = 0; oy < ho; ++oy) std::copy_n(src + oy * wo, wo, dst + oy * wp);
+      });
+      const T bet = i0 == 0 ? T(0) : T(1);
+      const auto run = [&](index_t c0, index_t c1) {
+        thread_local detail::gemm_workspace<T> ws;
+        for (index_t tap = 0; tap < taps; ++tap) {
+          const index_t off = (tap / g.kw) * wp + tap % g.kw;
+          kernel::run_panels(ws, false, cout, c1 - c0, k, T(1), dyp, k, xb + (c0 / NR) * stride_b + off * NR, stride_b,
+                             bet, acc + tap * cout * cin + c0, cin);
+        }
+      };
+      const int th = std::min<int>(ctx.threads(), static_cast<int>(blocks));
+#ifdef _OPENMP
+      if (th > 1 && !omp_in_parallel()) {
+        const index_t per = (blocks + th - 1) / th * NR;
+#pragma omp parallel num_threads(th)
+        {
+          const index_t c0 = std::min<index_t>(cin, per * omp_get_thread_num()), c1 = std::min<index_t>(cin, c0 + per);
+          if (c1 > c0) run(c0, c1);
+        }
+      } else {
+        run(0, cin);
+      }
+#else
+      run(0, cin);
+#endif
+    }
+    T* d = dw.data();
+    parallel_planes(ctx, cout, [&](index_t co) {
+      for (index_t ci = 0; ci < cin; ++ci)
+        for (index_t tap = 0; tap < taps; ++tap) {
+          T& o = d[(co * cin + ci) * taps + tap];
+          const T v = acc[(tap * cout + co) * cin + ci];
+          o = beta == T(0) ? v : v + beta * o;
+        }
+    });
+  }
+#else
+  static constexpr bool implicit_gemm = false;  // Eigen's product has no packing hook: im2col + GEMM
+#endif
   static void gather_columns(context& ctx, const tensor_t& dy, index_t i0, index_t nc, index_t p, T* dst) {
     const index_t cout = dy.c();
     parallel_planes(ctx, cout * nc, [&](index_t q) {

@@ -58,20 +58,80 @@ class gemm_kernel {
   template <bool TransC>
   static void blocked(gemm_workspace<T>& ws, bool ta, bool tb, long m, long n, long k, T alpha, const T* a, long lda,
                       const T* b, long ldb, T beta, T* c, long ldc) {
+    blocked_with<TransC>(ws, ta, m, n, k, alpha, a, lda,
+                         [&](long pc, long jc, long kb, long nb, T* dst) { pack_b(tb, b, ldb, pc, jc, kb, nb, dst); },
+                         beta, c, ldc);
+  }
+
+  /// C = alpha·op(A)·B + beta·C where B (k x n) exists only through `pack(pc, jc, kb, nb, dst)`, which must
+  /// write rows [pc, pc+kb) and columns [jc, jc+nb) of B as consecutive KC-deep panels of NR columns
+  /// (dst[(j / NR)·NR·kb + p·NR + j % NR] = B(pc+p, jc+j), zero past column nb). This is how a convolution
+  /// packs its im2col matrix straight from the image without ever storing it (implicit GEMM). The
+  /// accumulation order over k is that of run(), so both give identical results for the same B.
+  template <class PackB>
+  static void run_packed_b(gemm_workspace<T>& ws, bool ta, long m, long n, long k, T alpha, const T* a, long lda,
+                           PackB&& pack, T beta, T* c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == T(0)) {
+      scale_c(m, n, beta, c, ldc);
+      return;
+    }
+    blocked_with<false>(ws, ta, m, n, k, alpha, a, lda, pack, beta, c, ldc);
+  }
+
+  /// C = alpha·op(A)·B + beta·C where B is already stored in panel order: rows k, NR-column panels, panel
+  /// j/NR of row p at b + (j/NR)·panel_stride + p·NR (zero beyond column n). Nothing of B is copied. A
+  /// convolution's filter gradient uses it with a channel-blocked image, one call per filter tap.
+  static void run_panels(gemm_workspace<T>& ws, bool ta, long m, long n, long k, T alpha, const T* a, long lda,
+                         const T* b, long panel_stride, T beta, T* c, long ldc) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0 || alpha == T(0)) {
+      scale_c(m, n, beta, c, ldc);
+      return;
+    }
+    blocked_core<false>(ws, ta, m, n, k, alpha, a, lda,
+                        [&](long pc, long jc, long, long, T*) { return panels{b + (jc / NR) * panel_stride + pc * NR, panel_stride}; },
+                        beta, c, ldc);
+  }
+
+  /// Width of the B panels that a packing function of run_packed_b writes.
+  static constexpr long panel_width = NR;
+  /// Depth of the k blocks that run_packed_b asks for.
+  static constexpr long block_depth = KC;
+
+ private:
+  /// Where the B panels of one (k block, column block) lie: panel i at base + i·stride.
+  struct panels {
+    const T* base;
+    long stride;
+  };
+  template <bool TransC, class PackB>
+  static void blocked_with(gemm_workspace<T>& ws, bool ta, long m, long n, long k, T alpha, const T* a, long lda,
+                           PackB&& pack, T beta, T* c, long ldc) {
+    blocked_core<TransC>(ws, ta, m, n, k, alpha, a, lda,
+                         [&](long pc, long jc, long kb, long nb, T* buf) {
+                           pack(pc, jc, kb, nb, buf);
+                           return panels{buf, NR * kb};
+                         },
+                         beta, c, ldc);
+  }
+  template <bool TransC, class PanelsB>
+  static void blocked_core(gemm_workspace<T>& ws, bool ta, long m, long n, long k, T alpha, const T* a, long lda,
+                           PanelsB&& get_b, T beta, T* c, long ldc) {
     ws.a.resize(static_cast<std::size_t>(MC + MR) * KC);
     ws.b.resize(static_cast<std::size_t>(KC) * (NC + NR));
     for (long jc = 0; jc < n; jc += NC) {
       const long nb = std::min<long>(NC, n - jc);
       for (long pc = 0; pc < k; pc += KC) {
         const long kb = std::min<long>(KC, k - pc);
-        pack_b(tb, b, ldb, pc, jc, kb, nb, ws.b.data());
+        const panels bpan = get_b(pc, jc, kb, nb, ws.b.data());
         const T bet = pc == 0 ? beta : T(1);
         for (long ic = 0; ic < m; ic += MC) {
           const long mb = std::min<long>(MC, m - ic);
           pack_a(ta, a, lda, ic, pc, mb, kb, ws.a.data());
           for (long jr = 0; jr < nb; jr += NR) {
             const long nn = std::min<long>(NR, nb - jr);
-            const T* bp = ws.b.data() + (jr / NR) * NR * kb;
+            const T* bp = bpan.base + (jr / NR) * bpan.stride;
             for (long ir = 0; ir < mb; ir += MR) {
               const long mm = std::min<long>(MR, mb - ir);
               const T* ap = ws.a.data() + (ir / MR) * MR * kb;
@@ -88,7 +148,6 @@ class gemm_kernel {
       }
     }
   }
- private:
   static void scale_c(long m, long n, T beta, T* c, long ldc) {
     for (long i = 0; i < m; ++i) {
       T* r = c + i * ldc;
