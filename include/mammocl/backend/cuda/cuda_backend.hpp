@@ -134,6 +134,7 @@ struct cuda_backend_t {
       std::size_t workspace = 0;
       bool staged = false;
       cudnnMathType_t math = CUDNN_FMA_MATH;
+      std::vector<std::pair<int, bool>> rejected;  // (algorithm, staged) that failed with NOT_SUPPORTED
     };
     using conv_key = std::array<long long, 19>;
     std::map<conv_key, std::unique_ptr<conv_plan>>& plans() noexcept { return plans_; }
@@ -204,20 +205,14 @@ struct cuda_backend_t {
   /// Host copy of src (contiguous at dst); waits for it.
   static void to_host(const tensor_t& src, T* dst) {
     if (src.numel() == 0) return;
-    const std::size_t k = sizeof(T) * static_cast<std::size_t>(src.item_size());
-    MAMMOCL_CUDA_CHECK(cudaMemcpy2DAsync(dst, k, src.data(), sizeof(T) * static_cast<std::size_t>(src.batch_stride()),
-                                         k, static_cast<std::size_t>(src.n()), cudaMemcpyDeviceToHost, cudaStreamLegacy),
-                       "cudaMemcpy2DAsync(device to host, ", src.dims(), " stride ", src.batch_stride(), ")");
+    copy_async(src, tensor_t::view(dst, src.dims()), cudaStreamLegacy, cudaMemcpyDeviceToHost);
     MAMMOCL_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize(legacy stream) after to_host of ",
                        src.dims());
   }
   /// dst = the contiguous host values at src; waits for the copy.
   static void from_host(const T* src, const tensor_t& dst) {
     if (dst.numel() == 0) return;
-    const std::size_t k = sizeof(T) * static_cast<std::size_t>(dst.item_size());
-    MAMMOCL_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), sizeof(T) * static_cast<std::size_t>(dst.batch_stride()), src, k, k,
-                                         static_cast<std::size_t>(dst.n()), cudaMemcpyHostToDevice, cudaStreamLegacy),
-                       "cudaMemcpy2DAsync(host to device, ", dst.dims(), " stride ", dst.batch_stride(), ")");
+    copy_async(tensor_t::view(const_cast<T*>(src), dst.dims()), dst, cudaStreamLegacy, cudaMemcpyHostToDevice);
     MAMMOCL_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy),
                        "cudaStreamSynchronize(legacy stream) after from_host of ", dst.dims());
   }
@@ -254,14 +249,18 @@ struct cuda_backend_t {
     if (y.numel() == 0) return;
     auto& p = plan(ctx, conv_dir::forward, x, w, y, g);
     const T one = 1, zero = 0;
-    void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
-    staged_in xs(ctx, x, p.staged);
-    staged_out ys(ctx, y, p.staged, false);
-    MAMMOCL_CUDNN_CHECK(cudnnConvolutionForward(ctx.cudnn(), &one, p.x, xs.ptr(), p.w, w.data(), p.conv,
-                                                static_cast<cudnnConvolutionFwdAlgo_t>(p.algo), ws, p.workspace, &zero,
-                                                p.y, ys.ptr()),
-                        "cudnnConvolutionForward(", describe(x, w, g, p), ")");
-    ys.finish(ctx);
+    for (;;) {
+      void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
+      staged_in xs(ctx, x, p.staged);
+      staged_out ys(ctx, y, p.staged, false);
+      const cudnnStatus_t s = cudnnConvolutionForward(ctx.cudnn(), &one, p.x, xs.ptr(), p.w, w.data(), p.conv,
+                                                      static_cast<cudnnConvolutionFwdAlgo_t>(p.algo), ws, p.workspace,
+                                                      &zero, p.y, ys.ptr());
+      if (s == CUDNN_STATUS_NOT_SUPPORTED && reselect(ctx, conv_dir::forward, x, y, p)) continue;
+      MAMMOCL_CUDNN_CHECK(s, "cudnnConvolutionForward(", describe(x, w, g, p), ")");
+      ys.finish(ctx);
+      break;
+    }
     if (bias)
       cuda_kernels::add_channel_bias(y.data(), y.n(), y.c(), y.h() * y.w(), y.batch_stride(), bias->data(),
                                      ctx.stream());
@@ -278,15 +277,20 @@ struct cuda_backend_t {
     }
     auto& p = plan(ctx, conv_dir::backward_data, dx, w, dy, g);
     const T one = 1;
-    void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
-    staged_in dys(ctx, dy, p.staged);
-    staged_out dxs(ctx, dx, p.staged, beta != T(0));
-    MAMMOCL_CUDNN_CHECK(cudnnConvolutionBackwardData(ctx.cudnn(), &one, p.w, w.data(), p.y, dys.ptr(), p.conv,
-                                                     static_cast<cudnnConvolutionBwdDataAlgo_t>(p.algo), ws,
-                                                     p.workspace, &beta, p.x, dxs.ptr()),
-                        "cudnnConvolutionBackwardData(dy ", dy.dims(), " stride ", dy.batch_stride(), ", ",
-                        describe(dx, w, g, p), ", beta ", beta, ")");
-    dxs.finish(ctx);
+    for (;;) {
+      void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
+      staged_in dys(ctx, dy, p.staged);
+      staged_out dxs(ctx, dx, p.staged, beta != T(0));
+      // A NOT_SUPPORTED call is refused before it writes, so dx still holds what beta accumulates into.
+      const cudnnStatus_t s = cudnnConvolutionBackwardData(ctx.cudnn(), &one, p.w, w.data(), p.y, dys.ptr(), p.conv,
+                                                           static_cast<cudnnConvolutionBwdDataAlgo_t>(p.algo), ws,
+                                                           p.workspace, &beta, p.x, dxs.ptr());
+      if (s == CUDNN_STATUS_NOT_SUPPORTED && reselect(ctx, conv_dir::backward_data, dx, dy, p)) continue;
+      MAMMOCL_CUDNN_CHECK(s, "cudnnConvolutionBackwardData(dy ", dy.dims(), " stride ", dy.batch_stride(), ", ",
+                          describe(dx, w, g, p), ", beta ", beta, ")");
+      dxs.finish(ctx);
+      break;
+    }
   }
 
   /// dw = Σ_n dy_n ⋆ x_n + beta*dw;  db = Σ dy + beta*db (when db is given, summed in double).
@@ -298,14 +302,18 @@ struct cuda_backend_t {
     } else {
       auto& p = plan(ctx, conv_dir::backward_filter, x, dw, dy, g);
       const T one = 1;
-      void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
-      staged_in xs(ctx, x, p.staged);
-      staged_in dys(ctx, dy, p.staged);
-      MAMMOCL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(ctx.cudnn(), &one, p.x, xs.ptr(), p.y, dys.ptr(), p.conv,
-                                                         static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.algo), ws,
-                                                         p.workspace, &beta, p.w, dw.data()),
-                          "cudnnConvolutionBackwardFilter(dy ", dy.dims(), " stride ", dy.batch_stride(), ", ",
-                          describe(x, dw, g, p), ", beta ", beta, ")");
+      for (;;) {
+        void* ws = p.workspace ? ctx.workspace(p.workspace) : nullptr;
+        staged_in xs(ctx, x, p.staged);
+        staged_in dys(ctx, dy, p.staged);
+        const cudnnStatus_t s = cudnnConvolutionBackwardFilter(ctx.cudnn(), &one, p.x, xs.ptr(), p.y, dys.ptr(), p.conv,
+                                                               static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.algo), ws,
+                                                               p.workspace, &beta, p.w, dw.data());
+        if (s == CUDNN_STATUS_NOT_SUPPORTED && reselect(ctx, conv_dir::backward_filter, x, dy, p)) continue;
+        MAMMOCL_CUDNN_CHECK(s, "cudnnConvolutionBackwardFilter(dy ", dy.dims(), " stride ", dy.batch_stride(), ", ",
+                            describe(x, dw, g, p), ", beta ", beta, ")");
+        break;
+      }
     }
     if (db)
       cuda_kernels::channel_sum(dy.data(), dy.n(), dy.c(), dy.h() * dy.w(), dy.batch_stride(), db->data(), beta,
@@ -676,17 +684,7 @@ struct cuda_backend_t {
     MAMMOCL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv, pad, pad, stride, stride, 1, 1, CUDNN_CROSS_CORRELATION,
                                                         CUDNN_DATA_FLOAT),
                         "cudnnSetConvolution2dDescriptor(pad ", pad, ", stride ", stride, ", cross-correlation, float)");
-    // Strided operands as they are first; packed copies when no algorithm takes the strides.
-    const bool strided = !x.contiguous() || !y.contiguous();
-    for (int attempt = 0; attempt < (strided ? 2 : 1); ++attempt) {
-      const bool packed = attempt == 1;
-      set_tensor(p->x, x, packed);
-      set_tensor(p->y, y, packed);
-      if (choose(ctx, dir, *p)) {
-        p->staged = packed;
-        return *plans.emplace(key, std::move(p)).first->second;
-      }
-    }
+    if (select(ctx, dir, x, y, *p)) return *plans.emplace(key, std::move(p)).first->second;
     MAMMOCL_THROW(device_error, "cudnnGetConvolution", dir == conv_dir::forward ? "Forward" : dir == conv_dir::backward_data ? "BackwardData" : "BackwardFilter",
                   "Algorithm_v7(x ", x.dims(), " stride ", x.batch_stride(), ", w ", w.dims(), ", y ", y.dims(),
                   " stride ", y.batch_stride(), ", pad ", g.pad, ", stride ", g.stride,
@@ -694,11 +692,44 @@ struct cuda_backend_t {
                   " B (context::workspace_limit)");
   }
 
+  /// Sets p's tensor descriptors and algorithm: strided operands as they are first, packed copies when no
+  /// algorithm takes the strides. False when nothing fits.
+  static bool select(context& ctx, conv_dir dir, const tensor_t& x, const tensor_t& y, typename context::conv_plan& p) {
+    const bool strided = !x.contiguous() || !y.contiguous();
+    for (int attempt = 0; attempt < (strided ? 2 : 1); ++attempt) {
+      const bool packed = attempt == 1;
+      set_tensor(p.x, x, packed);
+      set_tensor(p.y, y, packed);
+      if (choose(ctx, dir, p, packed)) {
+        p.staged = packed;
+        return true;
+      }
+    }
+    return false;
+  }
+  /// After a call refused p's algorithm with CUDNN_STATUS_NOT_SUPPORTED (the heuristics and the workspace
+  /// query accepted it): excludes it and selects again. False (the caller reports the status) when no
+  /// other algorithm is left.
+  static bool reselect(context& ctx, conv_dir dir, const tensor_t& x, const tensor_t& y,
+                       typename context::conv_plan& p) {
+    p.rejected.emplace_back(p.algo, p.staged);
+    const int algo = p.algo;
+    const bool staged = p.staged;
+    if (select(ctx, dir, x, y, p)) return true;
+    p.algo = algo;  // the refused one, for the error message; descriptors back to match it
+    p.staged = staged;
+    set_tensor(p.x, x, staged);
+    set_tensor(p.y, y, staged);
+    return false;
+  }
+
   /// Picks the first heuristic result that cuDNN accepts with p's descriptors; false when none does.
-  static bool choose(context& ctx, conv_dir dir, typename context::conv_plan& p) {
+  static bool choose(context& ctx, conv_dir dir, typename context::conv_plan& p, bool packed) {
     const cudnnMathType_t base_math = ctx.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     MAMMOCL_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv, base_math), "cudnnSetConvolutionMathType(", base_math, ")");
     auto try_algo = [&](int algo, cudnnMathType_t math) {
+      for (const auto& r : p.rejected)
+        if (r.first == algo && r.second == packed) return false;
       // Without TF32 every algorithm runs in FMA math; with it, the math type the heuristic ranked.
       const cudnnMathType_t use = ctx.allow_tf32 ? math : CUDNN_FMA_MATH;
       if (cudnnSetConvolutionMathType(p.conv, use) != CUDNN_STATUS_SUCCESS) return false;
@@ -789,14 +820,17 @@ struct cuda_backend_t {
     const std::size_t k = sizeof(T) * static_cast<std::size_t>(src.item_size());
     if (src.contiguous() && dst.contiguous()) {
       MAMMOCL_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), k * static_cast<std::size_t>(src.n()), kind, stream),
-                         "cudaMemcpyAsync(", src.dims(), ", ", k * static_cast<std::size_t>(src.n()), " B)");
+                         "cudaMemcpyAsync(", src.dims(), ", ", k * static_cast<std::size_t>(src.n()), " B, ", kind_name(kind), ")");
       return;
     }
     MAMMOCL_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), sizeof(T) * static_cast<std::size_t>(dst.batch_stride()), src.data(),
                                          sizeof(T) * static_cast<std::size_t>(src.batch_stride()), k,
                                          static_cast<std::size_t>(src.n()), kind, stream),
                        "cudaMemcpy2DAsync(", src.dims(), ", source stride ", src.batch_stride(), ", destination stride ",
-                       dst.batch_stride(), ")");
+                       dst.batch_stride(), ", ", kind_name(kind), ")");
+  }
+  static const char* kind_name(cudaMemcpyKind k) {
+    return k == cudaMemcpyHostToDevice ? "host to device" : k == cudaMemcpyDeviceToHost ? "device to host" : "device to device";
   }
 
   template <class V>
