@@ -20,6 +20,7 @@
 #include <omp.h>
 #endif
 
+#include "mammocl/backend/cpu/block_cache.hpp"
 #include "mammocl/backend/cpu/gemm.hpp"
 #ifdef MAMMOCL_CPU_EIGEN_GEMM
 #include <Eigen/Core>
@@ -72,11 +73,21 @@ struct cpu_backend_t {
   using tensor_t = tensor<cpu_backend_t>;
   // ---------------------------------------------------------------- memory
 
+  /// 64-byte aligned host memory for n elements. Large buffers come from and return to a process-wide
+  /// cache (backend/cpu/block_cache.hpp), so a training loop does not fault fresh pages in every step.
+  /// Defining MAMMOCL_CPU_NO_BLOCK_CACHE turns the cache off (the sanitizer builds do, so that AddressSanitizer
+  /// sees every buffer's lifetime).
   static std::shared_ptr<T> allocate(std::size_t n) {
-    constexpr std::align_val_t al{64};
-    T* p = static_cast<T*>(::operator new(n * sizeof(T), al));
-    return std::shared_ptr<T>(p, [](T* q) { ::operator delete(q, std::align_val_t{64}); });
+#ifdef MAMMOCL_CPU_NO_BLOCK_CACHE
+    T* q = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64}));
+    return std::shared_ptr<T>(q, [](T* r) { ::operator delete(r, std::align_val_t{64}); });
+#else
+    const auto [p, bytes] = detail::block_cache::instance().get(n * sizeof(T));
+    return std::shared_ptr<T>(static_cast<T*>(p), [bytes = bytes](T* q) { detail::block_cache::instance().put(q, bytes); });
+#endif
   }
+  /// Gives the cached free buffers back to the system (memory held by live tensors is not affected).
+  static void empty_cache() { detail::block_cache::instance().release(); }
   static void fill(const tensor_t& t, T v) {
     for_items(t, [&](T* p, index_t k) { std::fill(p, p + k, v); });
   }
