@@ -8,8 +8,8 @@
 // The first --warmup steps are run and discarded (cuDNN algorithm search, the caching allocator's first
 // blocks, lazy module loading); the next --steps are timed one by one with CUDA events recorded on the
 // context's stream around each step (and around its phases), after a synchronisation, and the median is
-// reported. Peak memory: the caching allocator's peak bytes in use and its reserved bytes
-// (cuda_backend::memory_stats()), and the device's used memory from cudaMemGetInfo (which also counts the
+// reported. Peak memory: the caching allocator's peak bytes in use over the steps (reset after setup) and its
+// reserved bytes (cuda_backend::memory_stats()), and the device's used memory from cudaMemGetInfo (which also counts the
 // CUDA context, cuBLAS and cuDNN), sampled after every step.
 //
 // Output: a human-readable summary, or with --json one JSON line that bench/gpu/compare_pytorch_gpu.py parses.
@@ -213,6 +213,9 @@ result run(const options& o) {
   tensor<B> dlogits;
   ctx.synchronize();
   r.setup_s = seconds_since(t_setup);
+  // The peak from here on: weights, gradients, momentum buffers and input stay live (they count), the
+  // host-side setup copies do not; PyTorch's side resets its peak at the same point.
+  B::reset_peak_memory_stats();
 
   step_events ev;
   for (int s = 0; s < o.warmup + o.steps; ++s) {

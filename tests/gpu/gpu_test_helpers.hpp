@@ -7,13 +7,21 @@
 #include <string>
 
 #include "mammocl/backend/cpu/cpu_backend.hpp"
+#ifndef MAMMOCL_GPU_TESTS_ON_CPU
 #include "mammocl/backend/cuda/cuda_backend.hpp"
+#endif
 #include "mammocl/testing/backend_equivalence.hpp"
 
 namespace mammocl::gpu_test {
 
-using C = cpu_backend;   // the reference
+using C = cpu_backend;  // the reference
+#ifndef MAMMOCL_GPU_TESTS_ON_CPU
 using G = cuda_backend;  // under test
+#else
+// A check of the tests' own logic on a machine without a GPU (shapes, views, tolerances, expected messages):
+// the same sources compiled with the CPU backend in the place of the CUDA one, the device-only cases left out.
+using G = cpu_backend;
+#endif
 using testing::tolerance;
 
 /// The same values on both backends: `c` on the host (the reference), `g` on the device.

@@ -25,6 +25,7 @@
 #include "mammocl/layers/sequential.hpp"
 #include "mammocl/layers/transition.hpp"
 #include "mammocl/losses/cross_entropy.hpp"
+#include "mammocl/losses/supcon.hpp"
 #include "mammocl/models/densenet.hpp"
 
 using namespace mammocl;
@@ -204,6 +205,67 @@ BOOST_FIXTURE_TEST_CASE(dense_layers_blocks_and_transitions, contexts) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+// ------------------------------------------------------------------------------------------------ losses
+
+BOOST_AUTO_TEST_SUITE(losses_against_cpu)
+
+BOOST_FIXTURE_TEST_CASE(cross_entropy_with_and_without_class_weights, contexts) {
+  const tensor<C> logits = testing::random_host<C>(shape{9, 5}, 40, -4.0, 4.0);
+  const std::vector<int> labels{0, 1, 2, 3, 4, 4, 3, 1, 0};
+  for (const bool weighted : {false, true}) {
+    const losses::cross_entropy loss(weighted ? losses::cross_entropy::options{{0.5, 1.0, 2.0, 1.5, 0.25}}
+                                              : losses::cross_entropy::options{});
+    tensor<C> dc;
+    tensor<G> dg;
+    const double lc = loss.value_and_gradient<C>(cc, logits, labels, &dc);
+    const double lg = loss.value_and_gradient<G>(gc, to<G>(logits), labels, &dg);
+    BOOST_TEST(std::abs(lc - lg) <= 1e-6 * (1.0 + std::abs(lc)), "cross-entropy: CUDA " << lg << ", CPU " << lc);
+    check(testing::report{{testing::compare(dg, dc, elementwise(1e-7, 1e-6), "cross-entropy gradient")}},
+          weighted ? "weighted cross-entropy" : "cross-entropy");
+  }
+}
+
+#ifndef MAMMOCL_GPU_TESTS_ON_CPU  // on the device the loss runs the backend's supcon op
+BOOST_FIXTURE_TEST_CASE(supcon_loss_class_on_the_device, contexts) {
+  // losses::supcon with cuda_backend features: its argument checks on the host, then B::supcon; the three
+  // overloads (labels, (B,B) mask tensor, SimCLR) against the same calls on the CPU backend.
+  const tensor<C> f = testing::random_host<C>(shape{6, 2, 24}, 41);
+  const tensor<G> fg = to<G>(f);
+  const std::vector<int> labels{0, 1, 0, 2, 1, 2};
+  tensor<C> mask(shape{6, 6});
+  rng r(42);
+  for (index_t i = 0; i < mask.numel(); ++i) mask.data()[i] = r.below(2) ? 1.0f : 0.0f;
+  const losses::supcon loss({.temperature = 0.1, .base_temperature = 0.07, .normalize = true});
+  const tolerance grad_tol{.atol = 1e-7, .rtol = 1e-5, .atol_times_rms = true};
+  for (int overload = 0; overload < 3; ++overload) {
+    BOOST_TEST_CONTEXT("overload " << overload) {
+      tensor<C> dc;
+      tensor<G> dg;
+      double lc = 0, lg = 0;
+      if (overload == 0) {
+        lc = loss.value_and_gradient<C>(cc, f, labels, &dc);
+        lg = loss.value_and_gradient<G>(gc, fg, labels, &dg);
+      } else if (overload == 1) {
+        lc = loss.value_and_gradient<C>(cc, f, mask, &dc);
+        lg = loss.value_and_gradient<G>(gc, fg, to<G>(mask), &dg);
+      } else {
+        lc = loss.value_and_gradient<C>(cc, f, &dc);
+        lg = loss.value_and_gradient<G>(gc, fg, &dg);
+      }
+      BOOST_TEST(std::abs(lc - lg) <= 1e-9 * (1.0 + std::abs(lc)), "SupCon: CUDA " << lg << ", CPU " << lc);
+      check(testing::report{{testing::compare(dg, dc, grad_tol, "SupCon gradient")}}, "losses::supcon on the device");
+    }
+  }
+  // A bad label is caught by the loss's own checks, with the host's message, before any device work.
+  const std::vector<int> bad{0, 1, -1, 2, 1, 2};
+  expect_same_error<shape_error>([&] { (void)loss.value_and_gradient<C>(cc, f, bad, nullptr); },
+                                 [&] { (void)loss.value_and_gradient<G>(gc, fg, bad, nullptr); },
+                                 "supcon: label -1 at sample 2 is negative");
+}
+#endif
+
+BOOST_AUTO_TEST_SUITE_END()
+
 // ------------------------------------------------------------------------------------------------ DenseNet-121
 
 BOOST_AUTO_TEST_SUITE(densenet121_against_cpu)
@@ -295,10 +357,12 @@ BOOST_FIXTURE_TEST_CASE(forward_train_infer_and_backward, contexts) {
   const tensor<G> ig = dev.infer(gc, xg);
   check(testing::report{{testing::compare(ig, ic, logits_tol, "inference logits")}}, "DenseNet-121 inference");
 
+#ifndef MAMMOCL_GPU_TESTS_ON_CPU
   const auto stats = G::memory_stats();
   BOOST_TEST(stats.peak_in_use >= stats.in_use);
   BOOST_TEST(stats.reserved >= stats.in_use);
   BOOST_TEST(stats.peak_in_use > std::size_t{6958981} * sizeof(float));  // at least the weights were live
+#endif
 }
 
 BOOST_FIXTURE_TEST_CASE(memory_efficient_mode_matches_the_default_on_the_device, contexts) {
