@@ -197,8 +197,11 @@ template <Backend BA, Backend BR>
 /// A list of comparisons (one op's outputs, one layer's outputs and gradients, a model's parameters).
 struct report {
   std::vector<comparison> items;
+  /// Appends one comparison.
   void add(comparison c) { items.push_back(std::move(c)); }
+  /// Appends every comparison of another report.
   void add(const report& r) { items.insert(items.end(), r.items.begin(), r.items.end()); }
+  /// True when every comparison passed.
   [[nodiscard]] bool ok() const {
     return std::all_of(items.begin(), items.end(), [](const comparison& c) { return c.ok; });
   }
