@@ -2,6 +2,7 @@
 /// `conv2d`: 2-D convolution, PyTorch weight layout (Cout, Cin, kh, kw), optional bias.
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "mammocl/core/concepts.hpp"
 #include "mammocl/core/rng.hpp"
@@ -34,11 +35,13 @@ class conv2d {
       B::fill(bias_.value, T(0));
     }
   }
-  /// torchvision's DenseNet init: weights ~ N(0, 2/fan_in) (kaiming_normal_), bias 0.
-  void init(rng& r) requires(B::is_host) {
+  /// torchvision's DenseNet init: weights ~ N(0, 2/fan_in) (kaiming_normal_), bias 0. The values are drawn
+  /// on the host and copied in with `B::from_host`, so every backend gets the same numbers for a seed.
+  void init(rng& r) {
     const double sd = std::sqrt(2.0 / static_cast<double>(opt_.in_channels * opt_.kernel * opt_.kernel));
-    T* w = weight_.value.data();
-    for (index_t i = 0; i < weight_.value.numel(); ++i) w[i] = static_cast<T>(r.normal(0.0, sd));
+    std::vector<T> w(static_cast<std::size_t>(weight_.value.numel()));
+    for (T& v : w) v = static_cast<T>(r.normal(0.0, sd));
+    B::from_host(w.data(), weight_.value);
     if (opt_.bias) B::fill(bias_.value, T(0));
   }
 

@@ -41,7 +41,7 @@ class dense_layer {
         norm2_({.channels = o.bn_size * o.growth, .relu = true}),
         conv2_({.in_channels = o.bn_size * o.growth, .out_channels = o.growth, .kernel = 3, .padding = 1}) {}
 
-  void init(rng& r) requires(B::is_host) {
+  void init(rng& r) {
     conv1_.init(r);
     conv2_.init(r);
   }
@@ -145,7 +145,7 @@ class dense_block {
       layers_.emplace_back(typename dense_layer<B>::options{o.in_channels + l * o.growth, o.growth, o.bn_size,
                                                             o.memory_efficient});
   }
-  void init(rng& r) requires(B::is_host) {
+  void init(rng& r) {
     for (auto& l : layers_) l.init(r);
   }
   [[nodiscard]] index_t out_channels() const noexcept { return opt_.in_channels + opt_.num_layers * opt_.growth; }

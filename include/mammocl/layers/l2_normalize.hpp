@@ -5,12 +5,14 @@
 ///
 /// Backward: for ‖x_i‖ > ε, dx_i = (I − y_i y_iᵀ)·dy_i / ‖x_i‖ = (dy_i − y_i (y_i·dy_i)) / ‖x_i‖;
 /// in the clamp branch (‖x_i‖ ≤ ε) the denominator is the constant ε and dx_i = dy_i / ε.
-/// Norms and dot products are accumulated in double. Host backends only; no parameters.
+/// Norms and dot products are accumulated in double; no parameters. On a device backend the (N,D) rows
+/// make a host round trip (layers/host_bridge.hpp): the same numbers as on the host.
 #include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "mammocl/core/concepts.hpp"
+#include "mammocl/layers/host_bridge.hpp"
 
 namespace mammocl::layers {
 
@@ -33,55 +35,83 @@ class l2_normalize {
                   ") must be a positive finite number");
   }
 
-  [[nodiscard]] tensor_t forward(typename B::context&, const tensor_t& x, cache& c) const requires(B::is_host) {
-    c.norms = tensor_t(shape{x.rank() >= 1 ? x.n() : index_t{0}});
-    c.y = run(x, &c.norms);
+  [[nodiscard]] tensor_t forward(typename B::context&, const tensor_t& x, cache& c) const {
+    check(x);
+    if constexpr (B::is_host) {
+      c.norms = tensor_t(shape{x.n()});
+      c.y = run<B>(x, &c.norms);
+    } else {  // host round trip of the (N,D) rows: docs/device_generic.md
+      tensor<H> norms(shape{x.n()});
+      const tensor<H> y = run<H>(host_bridge::on_host(x), &norms);
+      c.norms = host_bridge::to_backend<B>(norms);
+      c.y = host_bridge::to_backend<B>(y);
+    }
     return c.y;
   }
-  [[nodiscard]] tensor_t infer(typename B::context&, const tensor_t& x) const requires(B::is_host) {
-    return run(x, nullptr);
+  [[nodiscard]] tensor_t infer(typename B::context&, const tensor_t& x) const {
+    check(x);
+    if constexpr (B::is_host) {
+      return run<B>(x, nullptr);
+    } else {
+      return host_bridge::to_backend<B>(run<H>(host_bridge::on_host(x), nullptr));
+    }
   }
-  [[nodiscard]] tensor_t backward(typename B::context&, const cache& c, const tensor_t& dy, grad_mode) const
-      requires(B::is_host) {
+  [[nodiscard]] tensor_t backward(typename B::context&, const cache& c, const tensor_t& dy, grad_mode) const {
     MAMMOCL_EXPECTS(dy.dims() == c.y.dims(), "l2_normalize::backward: dy has shape ", dy.dims(), ", expected ",
                     c.y.dims());
     MAMMOCL_EXPECTS(dy.contiguous(), "l2_normalize::backward: dy must be contiguous");
-    tensor_t dx(dy.dims());
-    const index_t n = c.y.n(), d = c.y.item_size();
-    for (index_t i = 0; i < n; ++i) {
-      const T* y = c.y.data() + i * d;
-      const T* g = dy.data() + i * d;
-      T* o = dx.data() + i * d;
-      const double nrm = static_cast<double>(c.norms.data()[i]);
-      if (nrm > opt_.eps) {
-        double ydg = 0;
-        for (index_t j = 0; j < d; ++j) ydg += static_cast<double>(y[j]) * g[j];
-        for (index_t j = 0; j < d; ++j) o[j] = static_cast<T>((g[j] - y[j] * ydg) / nrm);
-      } else {
-        for (index_t j = 0; j < d; ++j) o[j] = static_cast<T>(g[j] / opt_.eps);
-      }
+    if constexpr (B::is_host) {
+      return backward_rows<B>(c.y, c.norms, dy);
+    } else {
+      return host_bridge::to_backend<B>(backward_rows<H>(host_bridge::on_host(c.y), host_bridge::on_host(c.norms),
+                                                         host_bridge::on_host(dy)));
     }
-    return dx;
   }
   template <class F> void for_each_parameter(const std::string&, F&&) {}
   template <class F> void for_each_buffer(const std::string&, F&&) {}
   [[nodiscard]] const options& opts() const noexcept { return opt_; }
 
  private:
-  tensor_t run(const tensor_t& x, tensor_t* norms) const {
+  using H = host_bridge::host_side_t<B>;  // where the rows are computed: B itself on a host backend
+
+  void check(const tensor_t& x) const {
     MAMMOCL_EXPECTS(x.rank() >= 2 && x.contiguous(), "l2_normalize: needs a contiguous (N, …) tensor, got ", x.dims());
-    tensor_t y(x.dims());
+  }
+  template <class HB>
+  tensor<HB> run(const tensor<HB>& x, tensor<HB>* norms) const {
+    using HT = typename HB::scalar_type;
+    tensor<HB> y(x.dims());
     const index_t n = x.n(), d = x.item_size();
     for (index_t i = 0; i < n; ++i) {
-      const T* p = x.data() + i * d;
-      T* q = y.data() + i * d;
+      const HT* p = x.data() + i * d;
+      HT* q = y.data() + i * d;
       double s = 0;
       for (index_t j = 0; j < d; ++j) s += static_cast<double>(p[j]) * p[j];
       const double nrm = std::sqrt(s), den = std::max(nrm, opt_.eps);
-      for (index_t j = 0; j < d; ++j) q[j] = static_cast<T>(p[j] / den);
-      if (norms) norms->data()[i] = static_cast<T>(nrm);
+      for (index_t j = 0; j < d; ++j) q[j] = static_cast<HT>(p[j] / den);
+      if (norms) norms->data()[i] = static_cast<HT>(nrm);
     }
     return y;
+  }
+  template <class HB>
+  tensor<HB> backward_rows(const tensor<HB>& cy, const tensor<HB>& norms, const tensor<HB>& dy) const {
+    using HT = typename HB::scalar_type;
+    tensor<HB> dx(dy.dims());
+    const index_t n = cy.n(), d = cy.item_size();
+    for (index_t i = 0; i < n; ++i) {
+      const HT* y = cy.data() + i * d;
+      const HT* g = dy.data() + i * d;
+      HT* o = dx.data() + i * d;
+      const double nrm = static_cast<double>(norms.data()[i]);
+      if (nrm > opt_.eps) {
+        double ydg = 0;
+        for (index_t j = 0; j < d; ++j) ydg += static_cast<double>(y[j]) * g[j];
+        for (index_t j = 0; j < d; ++j) o[j] = static_cast<HT>((g[j] - y[j] * ydg) / nrm);
+      } else {
+        for (index_t j = 0; j < d; ++j) o[j] = static_cast<HT>(g[j] / opt_.eps);
+      }
+    }
+    return dx;
   }
   options opt_;
 };

@@ -2,6 +2,7 @@
 /// `linear`: y = x·Wᵀ + b with PyTorch's layout, W (out, in), b (out).
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "mammocl/core/concepts.hpp"
 #include "mammocl/core/rng.hpp"
@@ -32,11 +33,13 @@ class linear {
       B::fill(bias_.value, T(0));
     }
   }
-  /// PyTorch's default: W ~ U(−1/√in, 1/√in); the bias is set to 0 as torchvision's DenseNet does.
-  void init(rng& r) requires(B::is_host) {
+  /// PyTorch's default: W ~ U(−1/√in, 1/√in); the bias is set to 0 as torchvision's DenseNet does. Drawn on
+  /// the host and copied in with `B::from_host`: the same numbers on every backend for a seed.
+  void init(rng& r) {
     const double a = 1.0 / std::sqrt(static_cast<double>(opt_.in_features));
-    T* w = weight_.value.data();
-    for (index_t i = 0; i < weight_.value.numel(); ++i) w[i] = static_cast<T>(r.uniform(-a, a));
+    std::vector<T> w(static_cast<std::size_t>(weight_.value.numel()));
+    for (T& v : w) v = static_cast<T>(r.uniform(-a, a));
+    B::from_host(w.data(), weight_.value);
     if (opt_.bias) B::fill(bias_.value, T(0));
   }
 

@@ -49,7 +49,7 @@ class mlp_projector {
   }
 
   /// PyTorch's Linear default for both weights (U(−1/√in, 1/√in)); biases as `linear::init` sets them; BN reset.
-  void init(rng& r) requires(B::is_host) {
+  void init(rng& r) {
     fc1_.init(r);
     fc2_.init(r);
     if (bn_) bn_->reset();

@@ -59,7 +59,7 @@ class residual_bottleneck {
   }
 
   /// Kaiming-normal convolutions (std √(2/fan_in), as DenseNet's), biases 0, BN γ = 1, β = 0.
-  void init(rng& r) requires(B::is_host) {
+  void init(rng& r) {
     conv1_.init(r);
     conv2_.init(r);
     conv3_.init(r);

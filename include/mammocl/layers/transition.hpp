@@ -27,7 +27,7 @@ class transition {
       : norm_({.channels = o.in_channels, .relu = true}),
         conv_({.in_channels = o.in_channels, .out_channels = o.out_channels, .kernel = 1}),
         pool_({.kernel = 2, .stride = 2}) {}
-  void init(rng& r) requires(B::is_host) { conv_.init(r); }
+  void init(rng& r) { conv_.init(r); }
 
   /// (N,C,H,W) → (N,C_out,⌊H/2⌋,⌊W/2⌋)
   [[nodiscard]] tensor_t forward(typename B::context& ctx, const tensor_t& x, cache& c) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "mammocl/core/concepts.hpp"
+#include "mammocl/layers/host_bridge.hpp"
 
 namespace mammocl::losses {
 
@@ -23,9 +24,27 @@ class cross_entropy {
 
   /// Loss of logits (N,K) against labels in [0,K); writes ∂L/∂logits (N,K) into dlogits when it is
   /// defined (dlogits = w_{y_i}·(softmax(z_i) − onehot(y_i)) / Σ w_{y_i}).
+  /// On a device backend the (N,K) logits make a host round trip (layers/host_bridge.hpp): N·K values down,
+  /// N·K gradient values up, the same numbers as on the host.
   template <Backend B>
   double value_and_gradient(typename B::context& ctx, const tensor<B>& logits, std::span<const int> labels,
-                            tensor<B>* dlogits) const requires(B::is_host) {
+                            tensor<B>* dlogits) const {
+    if constexpr (!B::is_host) {
+      using H = host_bridge::host_twin_t<B>;
+      typename H::context hctx = host_bridge::host_context<B>(ctx);
+      tensor<H> hg;
+      const double loss = value_and_gradient<H>(hctx, host_bridge::on_host(logits), labels, dlogits ? &hg : nullptr);
+      if (dlogits) host_bridge::assign<B>(hg, *dlogits);
+      return loss;
+    } else {
+      return host_value_and_gradient(ctx, logits, labels, dlogits);
+    }
+  }
+
+ private:
+  template <Backend B>
+  double host_value_and_gradient(typename B::context& ctx, const tensor<B>& logits, std::span<const int> labels,
+                                 tensor<B>* dlogits) const {
     using T = typename B::scalar_type;
     MAMMOCL_EXPECTS(logits.rank() == 2, "cross_entropy: logits must be (N,K), got ", logits.dims());
     const index_t n = logits.n(), k = logits.c();
@@ -59,7 +78,6 @@ class cross_entropy {
     return loss;
   }
 
- private:
   options opt_;
 };
 

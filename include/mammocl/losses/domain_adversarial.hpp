@@ -25,6 +25,7 @@
 #include "mammocl/core/concepts.hpp"
 #include "mammocl/core/rng.hpp"
 #include "mammocl/layers/gradient_reversal.hpp"
+#include "mammocl/layers/host_bridge.hpp"
 #include "mammocl/layers/linear.hpp"
 #include "mammocl/layers/relu.hpp"
 #include "mammocl/layers/sequential.hpp"
@@ -50,9 +51,27 @@ class binary_cross_entropy_with_logits {
   /// ∂L/∂logits = (σ(z) − y)/N into dlogits (shape of logits) when it is given.
   /// Throws shape_error for N = 0, a count mismatch or a target outside [0,1]; numeric_error when a logit
   /// is not finite.
+  /// On a device backend the logits make a host round trip (layers/host_bridge.hpp).
   template <Backend B>
-  double value_and_gradient(typename B::context&, const tensor<B>& logits, std::span<const double> targets,
-                            tensor<B>* dlogits) const requires(B::is_host) {
+  double value_and_gradient(typename B::context& ctx, const tensor<B>& logits, std::span<const double> targets,
+                            tensor<B>* dlogits) const {
+    if constexpr (!B::is_host) {
+      MAMMOCL_EXPECTS(logits.contiguous(), "binary_cross_entropy_with_logits: logits must be contiguous");
+      using H = host_bridge::host_twin_t<B>;
+      typename H::context hctx = host_bridge::host_context<B>(ctx);
+      tensor<H> hg;
+      const double loss = value_and_gradient<H>(hctx, host_bridge::on_host(logits), targets, dlogits ? &hg : nullptr);
+      if (dlogits) host_bridge::assign<B>(hg, *dlogits);
+      return loss;
+    } else {
+      (void)ctx;
+      return host_value_and_gradient(logits, targets, dlogits);
+    }
+  }
+
+ private:
+  template <Backend B>
+  double host_value_and_gradient(const tensor<B>& logits, std::span<const double> targets, tensor<B>* dlogits) const {
     using T = typename B::scalar_type;
     MAMMOCL_EXPECTS(logits.contiguous(), "binary_cross_entropy_with_logits: logits must be contiguous");
     const index_t n = logits.numel();
@@ -111,7 +130,7 @@ class domain_adversarial {
         reversal_({.lambda = o.lambda}) {}
 
   /// Initialises every linear layer of G_d as torch's default (W ~ U(−1/√in, 1/√in), b = 0).
-  void init(rng& r) requires(B::is_host) {
+  void init(rng& r) {
     classifier_.template get<0>().init(r);
     classifier_.template get<2>().init(r);
     classifier_.template get<4>().init(r);
@@ -130,7 +149,7 @@ class domain_adversarial {
   /// Throws shape_error for features that are not (N≥1, in_features), N ≠ domains.size() or a domain
   /// outside {0,1}; numeric_error for non-finite features or a non-finite loss.
   [[nodiscard]] result forward_backward(typename B::context& ctx, const tensor_t& features,
-                                        std::span<const int> domains, grad_mode mode) requires(B::is_host) {
+                                        std::span<const int> domains, grad_mode mode) {
     MAMMOCL_EXPECTS(features.rank() == 2 && features.n() > 0 && features.c() == opt_.in_features,
                     "domain_adversarial: features must be (N>=1, ", opt_.in_features, "), got ", features.dims());
     const index_t n = features.n();
@@ -142,24 +161,34 @@ class domain_adversarial {
                       " is not 0 or 1");
       (domains[i] == 0 ? res.count_domain0 : res.count_domain1) += 1;
     }
-    for (index_t i = 0; i < n; ++i)
-      for (index_t j = 0; j < opt_.in_features; ++j)
-        MAMMOCL_CHECK(std::isfinite(static_cast<double>(features.at(i, j))), numeric_error,
-                      "domain_adversarial: feature (", i, ", ", j, ") = ", features.at(i, j), " is not finite");
+    // On a device backend one reduction says whether the (N,F) features are finite; only a failing batch is
+    // copied to the host, to name the first bad value as the host path does.
+    bool finite = true;
+    if constexpr (!B::is_host) finite = B::all_finite(ctx, features);
+    if (!finite || B::is_host) {
+      const auto hf = host_bridge::on_host(features);
+      for (index_t i = 0; i < n; ++i)
+        for (index_t j = 0; j < opt_.in_features; ++j)
+          MAMMOCL_CHECK(std::isfinite(static_cast<double>(hf.at(i, j))), numeric_error, "domain_adversarial: feature (",
+                        i, ", ", j, ") = ", hf.at(i, j), " is not finite");
+    }
 
     typename layers::gradient_reversal<B>::cache rc;
     typename classifier_t::cache cc;
     const tensor_t reversed = reversal_.forward(ctx, features, rc);
     const tensor_t logits = classifier_.forward(ctx, reversed, cc);  // (N,1)
 
-    tensor_t dlogits(logits.dims());
+    // The (N,1) logits and their gradient: on the host (a round trip of N values on a device backend).
+    const auto hlogits = host_bridge::on_host(logits);
+    tensor<host_bridge::host_side_t<B>> hd(logits.dims());
     for (index_t i = 0; i < n; ++i) {
-      const double z = static_cast<double>(logits.at(i, 0));
+      const double z = static_cast<double>(hlogits.at(i, 0));
       const int d = domains[i];
       const double nk = static_cast<double>(d == 0 ? res.count_domain0 : res.count_domain1);
       (d == 0 ? res.loss_domain0 : res.loss_domain1) += detail::bce_with_logits_term(z, d) / nk;
-      dlogits.at(i, 0) = static_cast<T>((detail::stable_sigmoid(z) - d) / nk);
+      hd.at(i, 0) = static_cast<T>((detail::stable_sigmoid(z) - d) / nk);
     }
+    const tensor_t dlogits = host_bridge::to_backend<B>(hd);
     res.loss = res.loss_domain0 + res.loss_domain1;
     MAMMOCL_CHECK(std::isfinite(res.loss), numeric_error, "domain_adversarial: the domain loss is not finite (",
                   res.loss, ")");

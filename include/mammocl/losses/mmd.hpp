@@ -24,7 +24,7 @@
 ///
 ///   ∂MMD²/∂z_a = 4 Σ_b w_ab·K'(‖z_a−z_b‖²)·(z_a − z_b),   K'(s) = −Σ_q exp(−s/s_q)/s_q  (s_q = 2σ² or bw·mul^q).
 ///
-/// All arithmetic is in double on host backends. Errors: shape_error for a feature-width mismatch, a
+/// All arithmetic is in double on the host (a device backend's features make a host round trip, layers/host_bridge.hpp). Errors: shape_error for a feature-width mismatch, a
 /// label count that differs from the row count, or fewer than 2 rows in a set for the unbiased estimator
 /// (fewer than 1 for the biased one); numeric_error for NaN/Inf in the features, a zero data-derived
 /// bandwidth (all points identical) or a non-finite result; config_error for bad options.
@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "mammocl/core/concepts.hpp"
+#include "mammocl/layers/host_bridge.hpp"
 
 namespace mammocl::losses {
 
@@ -83,8 +84,57 @@ class mmd {
   /// MMD²(X, Y); writes ∂MMD²/∂X into *dx and ∂MMD²/∂Y into *dy when they are non-null (resized to the
   /// shapes of x and y when their shapes differ).
   template <Backend B>
-  result value_and_gradient(typename B::context&, const tensor<B>& x, const tensor<B>& y, tensor<B>* dx,
-                            tensor<B>* dy) const requires(B::is_host) {
+  result value_and_gradient(typename B::context& ctx, const tensor<B>& x, const tensor<B>& y, tensor<B>* dx,
+                            tensor<B>* dy) const {
+    if constexpr (!B::is_host) {  // host round trip of the (rows, D) features: docs/device_generic.md
+      check_device_pair(x, y);
+      using H = host_bridge::host_twin_t<B>;
+      typename H::context hctx = host_bridge::host_context<B>(ctx);
+      tensor<H> hdx, hdy;
+      const result r = value_and_gradient<H>(hctx, host_bridge::on_host(x), host_bridge::on_host(y),
+                                             dx ? &hdx : nullptr, dy ? &hdy : nullptr);
+      if (dx) host_bridge::assign<B>(hdx, *dx);
+      if (dy) host_bridge::assign<B>(hdy, *dy);
+      return r;
+    } else {
+      (void)ctx;
+      return host_value_and_gradient(x, y, dx, dy);
+    }
+  }
+
+  /// Σ_c MMD²(X^c, Y^c) over the classes with ≥ 2 rows in each domain; labels_x (m) and labels_y (n) give
+  /// each row's class (any int). Gradients as value_and_gradient (rows of skipped classes get 0).
+  template <Backend B>
+  class_conditional_result class_conditional(typename B::context& ctx, const tensor<B>& x, std::span<const int> labels_x,
+                                             const tensor<B>& y, std::span<const int> labels_y, tensor<B>* dx,
+                                             tensor<B>* dy) const {
+    if constexpr (!B::is_host) {
+      check_device_pair(x, y);
+      using H = host_bridge::host_twin_t<B>;
+      typename H::context hctx = host_bridge::host_context<B>(ctx);
+      tensor<H> hdx, hdy;
+      class_conditional_result r = class_conditional<H>(hctx, host_bridge::on_host(x), labels_x, host_bridge::on_host(y),
+                                                        labels_y, dx ? &hdx : nullptr, dy ? &hdy : nullptr);
+      if (dx) host_bridge::assign<B>(hdx, *dx);
+      if (dy) host_bridge::assign<B>(hdy, *dy);
+      return r;
+    } else {
+      (void)ctx;
+      return host_class_conditional(x, labels_x, y, labels_y, dx, dy);
+    }
+  }
+
+ private:
+  /// The layout check that the host copy (always contiguous) would no longer see.
+  template <Backend B>
+  static void check_device_pair(const tensor<B>& x, const tensor<B>& y) {
+    if (x.rank() >= 2 && y.rank() >= 2)  // the rank checks stay with the host code, in their order
+      MAMMOCL_EXPECTS(x.contiguous() && y.contiguous(), "mmd: X and Y must be contiguous (rows, D) tensors, got ",
+                      x.dims(), " and ", y.dims());
+  }
+
+  template <Backend B>
+  result host_value_and_gradient(const tensor<B>& x, const tensor<B>& y, tensor<B>* dx, tensor<B>* dy) const {
     const index_t d = check_pair(x, y);
     std::vector<double> z = gather<B>(x, y, d, nullptr, nullptr, -1);
     const index_t m = x.n(), n = y.n();
@@ -97,12 +147,9 @@ class mmd {
     return {v, bw};
   }
 
-  /// Σ_c MMD²(X^c, Y^c) over the classes with ≥ 2 rows in each domain; labels_x (m) and labels_y (n) give
-  /// each row's class (any int). Gradients as value_and_gradient (rows of skipped classes get 0).
   template <Backend B>
-  class_conditional_result class_conditional(typename B::context&, const tensor<B>& x, std::span<const int> labels_x,
-                                             const tensor<B>& y, std::span<const int> labels_y, tensor<B>* dx,
-                                             tensor<B>* dy) const requires(B::is_host) {
+  class_conditional_result host_class_conditional(const tensor<B>& x, std::span<const int> labels_x, const tensor<B>& y,
+                                                  std::span<const int> labels_y, tensor<B>* dx, tensor<B>* dy) const {
     MAMMOCL_EXPECTS(x.rank() >= 2 && y.rank() >= 2, "mmd: X and Y must be (rows, D) tensors, got ", x.dims(),
                     " and ", y.dims());
     MAMMOCL_EXPECTS(static_cast<index_t>(labels_x.size()) == x.n() && static_cast<index_t>(labels_y.size()) == y.n(),
@@ -142,6 +189,7 @@ class mmd {
     return res;
   }
 
+ public:
   /// σ² by the median heuristic: the median of ‖z_i − z_j‖² over i < j of the rows of z (rows × d, row-major).
   [[nodiscard]] static double median_heuristic(const std::vector<double>& z, index_t rows, index_t d) {
     MAMMOCL_EXPECTS(rows >= 2, "mmd: the median heuristic needs at least 2 rows, got ", rows);

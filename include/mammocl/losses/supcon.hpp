@@ -1,6 +1,7 @@
 #pragma once
 /// `supcon`: the Supervised Contrastive loss in the code form of HobbitLong/SupContrast `losses.py`
-/// (`SupConLoss`, HEAD 66a8fe5; METHOD.md §4.2), value and exact gradient, on host backends.
+/// (`SupConLoss`, HEAD 66a8fe5; METHOD.md §4.2), value and exact gradient. On a device backend the
+/// argument checks run here and the loss itself is the backend's `B::supcon` op (docs/device_generic.md).
 ///
 /// Input: features of shape (B, V, D): B samples, V views, D components. They are flattened
 /// view-major, a = v·B + b (torch.cat(torch.unbind(features, 1), 0)), giving N = V·B vectors z_a. The
@@ -42,6 +43,7 @@
 
 #include "mammocl/backend/cpu/cpu_backend.hpp"
 #include "mammocl/core/concepts.hpp"
+#include "mammocl/layers/host_bridge.hpp"
 
 namespace mammocl::losses {
 
@@ -73,9 +75,7 @@ class supcon {
   /// Supervised: positives share a label; labels has one entry per sample (B).
   template <Backend B>
   double value_and_gradient(typename B::context& ctx, const tensor<B>& features, std::span<const int> labels,
-                            tensor<B>* grad, std::vector<double>* anchor_losses = nullptr) const
-    requires(B::is_host)
-  {
+                            tensor<B>* grad, std::vector<double>* anchor_losses = nullptr) const {
     const index_t nb = check_features(features);
     MAMMOCL_EXPECTS(static_cast<index_t>(labels.size()) == nb, "supcon: ", labels.size(), " labels for ", nb,
                     " samples of features ", features.dims());
@@ -92,19 +92,35 @@ class supcon {
     return compute(ctx, features, m, grad, anchor_losses);
   }
 
+  /// Explicit positives as a host (B·B) row-major 0/1 sample mask (the form `B::supcon` takes), e.g. one
+  /// built once and reused; the same checks as the tensor-mask overload.
+  template <Backend B>
+  double value_and_gradient_masked(typename B::context& ctx, const tensor<B>& features, const std::vector<double>& mask,
+                                   tensor<B>* grad, std::vector<double>* anchor_losses = nullptr) const {
+    const index_t nb = check_features(features);
+    MAMMOCL_EXPECTS(static_cast<index_t>(mask.size()) == nb * nb, "supcon: mask must be (", nb, ",", nb,
+                    ") for features ", features.dims(), ", got ", mask.size(), " values");
+    for (index_t a = 0; a < nb; ++a)
+      for (index_t c = 0; c < nb; ++c) {
+        const double v = mask[static_cast<std::size_t>(a * nb + c)];
+        MAMMOCL_CHECK(std::isfinite(v), numeric_error, "supcon: mask entry (", a, ",", c, ") is ", v);
+        MAMMOCL_EXPECTS(v == 0.0 || v == 1.0, "supcon: mask entry (", a, ",", c, ") is ", v, "; it must be 0 or 1");
+      }
+    return compute(ctx, features, mask, grad, anchor_losses);
+  }
+
   /// Explicit positives: mask (B,B) of 0/1, mask[a][c] = 1 when sample c is a positive of anchor sample a.
   template <Backend B>
   double value_and_gradient(typename B::context& ctx, const tensor<B>& features, const tensor<B>& mask,
-                            tensor<B>* grad, std::vector<double>* anchor_losses = nullptr) const
-    requires(B::is_host)
-  {
+                            tensor<B>* grad, std::vector<double>* anchor_losses = nullptr) const {
     const index_t nb = check_features(features);
     MAMMOCL_EXPECTS(mask.rank() == 2 && mask.dim(0) == nb && mask.dim(1) == nb, "supcon: mask must be (", nb, ",",
                     nb, ") for features ", features.dims(), ", got ", mask.dims());
+    const auto host_mask = host_bridge::on_host(mask);  // B×B values: no copy on a host backend
     std::vector<double> m(static_cast<std::size_t>(nb * nb));
     for (index_t a = 0; a < nb; ++a)
       for (index_t c = 0; c < nb; ++c) {
-        const double v = static_cast<double>(mask.item(a)[c]);
+        const double v = static_cast<double>(host_mask.item(a)[c]);
         MAMMOCL_CHECK(std::isfinite(v), numeric_error, "supcon: mask entry (", a, ",", c, ") is ", v);
         MAMMOCL_EXPECTS(v == 0.0 || v == 1.0, "supcon: mask entry (", a, ",", c, ") is ", v, "; it must be 0 or 1");
         m[static_cast<std::size_t>(a * nb + c)] = v;
@@ -115,8 +131,7 @@ class supcon {
   /// Unsupervised (SimCLR): the positives of a view are the other views of the same sample; needs V >= 2.
   template <Backend B>
   double value_and_gradient(typename B::context& ctx, const tensor<B>& features, tensor<B>* grad,
-                            std::vector<double>* anchor_losses = nullptr) const requires(B::is_host)
-  {
+                            std::vector<double>* anchor_losses = nullptr) const {
     const index_t nb = check_features(features);
     MAMMOCL_EXPECTS(features.dim(1) >= 2, "supcon: without labels or a mask (SimCLR) the positives are the other "
                     "views of the same sample, so at least 2 views are needed; features ", features.dims(),
@@ -136,9 +151,22 @@ class supcon {
   }
 
   /// The loss for features (B,V,D) and the sample-level positive mask m (B×B, row-major).
+  /// On a device backend this is the backend's `B::supcon` op (the same algebra, order and errors, in double
+  /// on the device); on a host backend the code below.
   template <class B>
   double compute(typename B::context& ctx, const tensor<B>& features, const std::vector<double>& m, tensor<B>* grad,
                  std::vector<double>* anchor_losses) const {
+    if constexpr (!B::is_host) {
+      return B::supcon(ctx, features, m, opt_.temperature, opt_.base_temperature, opt_.mode == contrast_mode::all,
+                       opt_.normalize, grad, anchor_losses);
+    } else {
+      return host_compute(ctx, features, m, grad, anchor_losses);
+    }
+  }
+
+  template <class B>
+  double host_compute(typename B::context& ctx, const tensor<B>& features, const std::vector<double>& m,
+                      tensor<B>* grad, std::vector<double>* anchor_losses) const {
     using T = typename B::scalar_type;
     const index_t nb = features.dim(0), nv = features.dim(1), d = features.dim(2), n = nv * nb;
     const index_t na = opt_.mode == contrast_mode::all ? n : nb;

@@ -127,7 +127,7 @@ class densenet {
   }
 
   /// torchvision's initialisation, from a seed: conv kaiming-normal, BN γ=1 β=0, linear U(±1/√in), bias 0.
-  void init(std::uint64_t seed) requires(B::is_host) {
+  void init(std::uint64_t seed) {
     rng r(seed);
     conv0_.init(r);
     norm0_.reset();

@@ -69,7 +69,7 @@ class whole_image_classifier {
 
   /// Fresh initialisation from a seed: the encoder as densenet::init, the unit's convolutions
   /// kaiming-normal with BN γ = 1, β = 0, the head U(±1/√in) with bias 0.
-  void init(std::uint64_t seed) requires(B::is_host) {
+  void init(std::uint64_t seed) {
     encoder_.init(seed);
     rng r(seed ^ 0x7019C1A55ULL);
     top_.init(r);

@@ -35,6 +35,7 @@
 #include "mammocl/core/tensor.hpp"
 #include "mammocl/data/batch.hpp"
 #include "mammocl/layers/gradient_reversal.hpp"
+#include "mammocl/layers/host_bridge.hpp"
 #include "mammocl/layers/linear.hpp"
 #include "mammocl/layers/mlp_projector.hpp"
 #include "mammocl/losses/cross_entropy.hpp"
@@ -214,8 +215,10 @@ std::vector<optim::named_parameter<B>> filter(std::vector<optim::named_parameter
   return out;
 }
 
+/// Samples whose largest logit is their label's (the (N,K) logits copied to the host on a device backend).
 template <class B>
-std::int64_t count_correct(const tensor<B>& logits, std::span<const int> labels) {
+std::int64_t count_correct(const tensor<B>& logits_in, std::span<const int> labels) {
+  const auto logits = host_bridge::on_host(logits_in);
   std::int64_t correct = 0;
   for (index_t i = 0; i < logits.n(); ++i) {
     index_t best = 0;
@@ -252,7 +255,7 @@ class strategy_core {
   }
 
  protected:
-  void reinit_head(int stage) requires(B::is_host) {
+  void reinit_head(int stage) {
     rng r(opt_.seed * 0x9E3779B97F4A7C15ULL + 0xC1A55 + static_cast<std::uint64_t>(stage));
     model_.classifier().init(r);
   }
@@ -292,16 +295,22 @@ class strategy_core {
     typename layers::mlp_projector<B>::cache pc;
     const tensor_t proj = projector.forward(ctx, feat, pc);   // (2B, D)
     const index_t nb = b.samples, d = proj.c();
+    // proj's rows are view-major (row v·B+s); SupCon takes (B, 2, D). Each view moves as one strided copy
+    // in the backend's memory (views of the same buffers, B rows of D values).
+    auto rows_of_view = [&](const tensor_t& t, index_t v) {
+      return tensor_t::strided_view(t.item(v * nb), shape{nb, d}, t.batch_stride());
+    };
+    auto view_of_z = [&](const tensor_t& t, index_t v) {
+      return tensor_t::strided_view(t.data() + v * d, shape{nb, d}, 2 * d);
+    };
     tensor_t z(shape{nb, 2, d}), dz;
-    for (index_t v = 0; v < 2; ++v)
-      for (index_t s = 0; s < nb; ++s) std::copy_n(proj.item(v * nb + s), d, z.item(s) + v * d);
+    for (index_t v = 0; v < 2; ++v) B::copy(rows_of_view(proj, v), view_of_z(z, v));
     const losses::supcon loss({.temperature = opt_.temperature, .base_temperature = opt_.base_temperature,
                                .normalize = true, .num_classes = opt_.num_classes});
     step_result r;
     r.loss = loss.value_and_gradient<B>(ctx, z, b.labels, &dz);
     tensor_t dproj(proj.dims());
-    for (index_t v = 0; v < 2; ++v)
-      for (index_t s = 0; s < nb; ++s) std::copy_n(dz.item(s) + v * d, d, dproj.item(v * nb + s));
+    for (index_t v = 0; v < 2; ++v) B::copy(view_of_z(dz, v), rows_of_view(dproj, v));
     const tensor_t dfeat = projector.backward(ctx, pc, dproj, grad_mode::overwrite);
     model_.backward_features(ctx, c, dfeat, grad_mode::overwrite);
     update(ctx, sc);
@@ -518,36 +527,55 @@ class mmd : public detail::strategy_core<M> {
   step_result train_step(typename B::context& ctx, const data::batch& b, const step_context& sc) {
     MAMMOCL_EXPECTS(b.domains.size() == static_cast<std::size_t>(b.samples), "mmd: the batch has no domain labels");
     return this->ce_step(ctx, b, sc, [&](auto& c, const tensor<B>& feat, tensor<B>& dfeat, step_result& r) {
-      std::vector<index_t> rows[2];
-      std::vector<int> labels[2];
-      for (index_t i = 0; i < feat.n(); ++i) {
-        const int d = b.domains[static_cast<std::size_t>(i)];
-        rows[d].push_back(i);
-        labels[d].push_back(b.labels[static_cast<std::size_t>(i)]);
+      if constexpr (B::is_host) {
+        add_mmd_term<B>(c, feat, dfeat, b, r);
+      } else {
+        // The (N,F) pooled features and their gradient make a host round trip (docs/device_generic.md).
+        using H = host_bridge::host_twin_t<B>;
+        typename H::context hctx = host_bridge::host_context<B>(c);
+        tensor<H> hdfeat = to<H>(dfeat);
+        add_mmd_term<H>(hctx, to<H>(feat), hdfeat, b, r);
+        host_bridge::assign<B>(hdfeat, dfeat);
       }
-      if (rows[0].size() < 2 || rows[1].size() < 2) return;  // one domain missing from the batch: no term
-      const index_t f = feat.c();
-      tensor<B> x[2], g[2];
-      for (int d = 0; d < 2; ++d) {
-        x[d] = tensor<B>(shape{static_cast<index_t>(rows[d].size()), f});
-        for (std::size_t k = 0; k < rows[d].size(); ++k) std::copy_n(feat.item(rows[d][k]), f, x[d].item(static_cast<index_t>(k)));
-      }
-      const losses::mmd loss;
-      double value = 0;
-      if (this->opt_.mmd_class_conditional)
-        value = loss.class_conditional<B>(c, x[0], labels[0], x[1], labels[1], &g[0], &g[1]).value;
-      else
-        value = loss.value_and_gradient<B>(c, x[0], x[1], &g[0], &g[1]).value;
-      r.domain_loss = this->opt_.mmd_weight * value;
-      using T = typename B::scalar_type;
-      for (int d = 0; d < 2; ++d)
-        for (std::size_t k = 0; k < rows[d].size(); ++k) {
-          T* dst = dfeat.item(rows[d][k]);
-          const T* src = g[d].item(static_cast<index_t>(k));
-          for (index_t j = 0; j < f; ++j) dst[j] += static_cast<T>(this->opt_.mmd_weight) * src[j];
-        }
     });
   }
+
+ private:
+  /// Adds λ_mmd·∂MMD²/∂feat to dfeat and the term to r, on host tensors (B itself on a host backend).
+  template <Backend HB>
+  void add_mmd_term(typename HB::context& c, const tensor<HB>& feat, tensor<HB>& dfeat, const data::batch& b,
+                    step_result& r) const {
+    std::vector<index_t> rows[2];
+    std::vector<int> labels[2];
+    for (index_t i = 0; i < feat.n(); ++i) {
+      const int d = b.domains[static_cast<std::size_t>(i)];
+      rows[d].push_back(i);
+      labels[d].push_back(b.labels[static_cast<std::size_t>(i)]);
+    }
+    if (rows[0].size() < 2 || rows[1].size() < 2) return;  // one domain missing from the batch: no term
+    const index_t f = feat.c();
+    tensor<HB> x[2], g[2];
+    for (int d = 0; d < 2; ++d) {
+      x[d] = tensor<HB>(shape{static_cast<index_t>(rows[d].size()), f});
+      for (std::size_t k = 0; k < rows[d].size(); ++k) std::copy_n(feat.item(rows[d][k]), f, x[d].item(static_cast<index_t>(k)));
+    }
+    const losses::mmd loss;
+    double value = 0;
+    if (this->opt_.mmd_class_conditional)
+      value = loss.class_conditional<HB>(c, x[0], labels[0], x[1], labels[1], &g[0], &g[1]).value;
+    else
+      value = loss.value_and_gradient<HB>(c, x[0], x[1], &g[0], &g[1]).value;
+    r.domain_loss = this->opt_.mmd_weight * value;
+    using T = typename HB::scalar_type;
+    for (int d = 0; d < 2; ++d)
+      for (std::size_t k = 0; k < rows[d].size(); ++k) {
+        T* dst = dfeat.item(rows[d][k]);
+        const T* src = g[d].item(static_cast<index_t>(k));
+        for (index_t j = 0; j < f; ++j) dst[j] += static_cast<T>(this->opt_.mmd_weight) * src[j];
+      }
+  }
+
+ public:
   template <class F> void for_each_parameter(F&& f) { this->model_.for_each_parameter(f); }
   template <class F> void for_each_buffer(F&& f) {
     this->model_.for_each_buffer(f);

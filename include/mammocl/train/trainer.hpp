@@ -101,7 +101,8 @@ validation_result validate(typename S::backend_type::context& ctx, const S& stra
   validation_result v;
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(source.batches_per_epoch()); ++i) {
     const data::batch b = source.get_batch({0, 0, i, 1});
-    const tensor<B> logits = strategy.predict(ctx, detail::to_tensor<B>(b));
+    // The (N,K) logits on the host (one small copy per batch on a device backend).
+    const auto logits = host_bridge::on_host(strategy.predict(ctx, detail::to_tensor<B>(b)));
     MAMMOCL_EXPECTS(logits.c() == num_classes, "validate: the classifier has ", logits.c(), " outputs, expected ",
                     num_classes);
     for (index_t r = 0; r < logits.n(); ++r) {
