@@ -12,7 +12,7 @@
 # PNG); where the GPU machine lacks them, add them to .device/debs (docs/gpu_testing.md).
 #
 # Files written to $OUT (at most 8 come back from a device call): summary.txt, configure.log, build.log,
-# ctest-gpu.log, ctest-gpu.xml, compare.log, compare.json.
+# ctest-gpu.log, ctest-gpu.xml, examples.log, compare.log, compare.json.
 set -uo pipefail
 
 usage() {
@@ -183,6 +183,25 @@ if [ $build_rc = 0 ]; then
   note "ctest exit $ctest_rc"
 fi
 
+# ---------------------------------------------------------------- the examples on the GPU
+# The examples' own device checks (example_<prog>_device, tests/examples CMake): with a GPU present each
+# training program's smoke run must succeed with --device cuda. Up to 90 s, leaving the benchmark 150 s.
+examples_run_rc=skipped
+if [ $examples = 1 ] && [ "$examples_rc" = 0 ]; then
+  ex_budget=$(( $(left) - ( bench == 1 ? 150 : 20 ) ))
+  [ $ex_budget -gt 90 ] && ex_budget=90
+  if [ $ex_budget -ge 20 ]; then
+    note "examples with --device cuda: ctest -R '^example_.*_device\$' (timeout ${ex_budget} s)"
+    (cd "$build" && timeout "$ex_budget" ctest -R '^example_.*_device$' --output-on-failure --timeout "$ex_budget") \
+      > "$out/examples.log" 2>&1
+    examples_run_rc=$?
+    grep -E 'tests passed|tests failed|Failed|Passed' "$out/examples.log" | tail -8 | tee -a "$summary"
+    note "examples on the GPU exit $examples_run_rc"
+  else
+    note "examples on the GPU skipped: ${ex_budget} s left for them"
+  fi
+fi
+
 # ---------------------------------------------------------------- benchmark against PyTorch
 compare_rc=skipped
 if [ $bench = 1 ] && [ "$bench_rc" = 0 ]; then
@@ -207,5 +226,5 @@ fi
 if [ "$(stat -c %s "$out/build.log" 2>/dev/null || echo 0)" -gt 8388608 ]; then
   tail -c 8388608 "$out/build.log" > "$out/build.log.tmp" && mv "$out/build.log.tmp" "$out/build.log"
 fi
-note "done: configure $configure_rc, GPU tests build $build_rc, benchmark build $bench_rc, examples build $examples_rc, ctest $ctest_rc, comparison $compare_rc; $(elapsed) s of $budget"
+note "done: configure $configure_rc, GPU tests build $build_rc, benchmark build $bench_rc, examples build $examples_rc, ctest $ctest_rc, examples on the GPU $examples_run_rc, comparison $compare_rc; $(elapsed) s of $budget"
 [ "$build_rc" = 0 ] && [ "$ctest_rc" = 0 ]
