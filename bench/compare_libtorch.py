@@ -17,7 +17,10 @@ The environment is passed to both frameworks untouched (OPENBLAS_CORETYPE, OMP_*
   compare_libtorch.py                              measure, print the Markdown table
   compare_libtorch.py --write-baseline bench/baseline.json
   compare_libtorch.py --check bench/baseline.json  exit 1 when a shape's images/s ratio (ours / LibTorch) is
-                                                   more than 10% below the recorded one (exit 2: cannot check)
+                                                   more than 10% below the recorded one, for every torch version
+                                                   measured and recorded (exit 2: cannot check)
+  compare_libtorch.py --torch-python /usr/bin/python3 /opt/torch2/bin/python
+                                                   one LibTorch column per Python (Debian's 1.13, PyPI's 2.x)
   compare_libtorch.py --flops                      print the analytic FLOP counts and exit
   compare_libtorch.py --verify-flops               compare them with multiply-adds counted by torch hooks
 """
@@ -242,16 +245,31 @@ def run_torch(python: str, shape: str, args) -> dict:
     return last_json_line(p.stdout)
 
 
-def find_torch_python(requested: str | None) -> str | None:
-    """A Python that imports torch and torchvision: --torch-python, this one, or Debian's /usr/bin/python3."""
-    candidates = [requested] if requested else [sys.executable, "/usr/bin/python3"]
-    for py in candidates:
-        if not py or not Path(py).exists():
-            continue
-        r = subprocess.run([py, "-c", "import torch, torchvision"], capture_output=True, text=True)
-        if r.returncode == 0:
-            return py
-    return None
+def torch_version(python: str) -> str | None:
+    """torch.__version__ of a Python that imports torch and torchvision, else None."""
+    if not python or not Path(python).exists():
+        return None
+    r = subprocess.run([python, "-c", "import torch, torchvision; print(torch.__version__)"], capture_output=True,
+                       text=True)
+    return r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else None
+
+
+def find_torch_pythons(requested: list[str] | None) -> list[tuple[str, str]]:
+    """(python, torch version) for each --torch-python given (each must import torch and torchvision), or the
+    first of this Python and Debian's /usr/bin/python3 that does."""
+    if requested:
+        found = []
+        for py in requested:
+            v = torch_version(py)
+            if v is None:
+                raise SystemExit(f"--torch-python {py}: cannot import torch and torchvision with it")
+            found.append((py, v))
+        return found
+    for py in (sys.executable, "/usr/bin/python3"):
+        v = torch_version(py)
+        if v is not None:
+            return [(py, v)]
+    return []
 
 
 def machine_description() -> dict:
@@ -286,7 +304,8 @@ def source_description() -> str:
     return r.stdout.strip() + (" + uncommitted changes in include/" if d.stdout.strip() else "")
 
 
-def summarise(shape: str, ours: list[dict], torch_runs: list[dict], peak: float) -> dict:
+def summarise(shape: str, ours: list[dict], torch_runs: dict[str, list[dict]], peak: float) -> dict:
+    """Medians over rounds for ours and for each torch version, and the ratios ours / that torch."""
     mode, batch, channels, size = SHAPES[shape]
     gflop = step_gflop(mode, batch, channels, size)
     s = {"shape": shape, "mode": mode, "batch": batch, "channels": channels, "size": size,
@@ -300,50 +319,55 @@ def summarise(shape: str, ours: list[dict], torch_runs: list[dict], peak: float)
              ours_best_images_per_s=max(r["images_per_s"] for r in ours),
              ours_cpu_per_wall=statistics.median(r["cpu_per_wall"] for r in ours),
              ours_load_average=statistics.median(r["load_average"] for r in ours))
-    if torch_runs:
-        tips = statistics.median(r["images_per_s"] for r in torch_runs)
-        trss = int(statistics.median(r["peak_rss_bytes"] for r in torch_runs))
-        s.update(torch_version=torch_runs[0]["torch_version"], torch_images_per_s=tips,
-                 torch_round_images_per_s=[r["images_per_s"] for r in torch_runs],
-                 torch_gflops=tips / batch * gflop, torch_peak_percent=100.0 * tips / batch * gflop / peak,
-                 torch_peak_rss_bytes=trss,
-                 torch_phase_median_s={k: statistics.median(r["phase_median_s"][k] for r in torch_runs)
-                                       for k in torch_runs[0]["phase_median_s"]},
-                 torch_best_images_per_s=max(r["images_per_s"] for r in torch_runs),
-                 torch_cpu_per_wall=statistics.median(r["cpu_per_wall"] for r in torch_runs),
-                 torch_load_average=statistics.median(r["load_average"] for r in torch_runs),
-                 ratio=ips / tips, rss_ratio=s["ours_peak_rss_bytes"] / trss)
-        s["best_round_ratio"] = s["ours_best_images_per_s"] / s["torch_best_images_per_s"]
+    s["torch"] = {}
+    for version, runs in torch_runs.items():
+        if not runs:
+            continue
+        tips = statistics.median(r["images_per_s"] for r in runs)
+        trss = int(statistics.median(r["peak_rss_bytes"] for r in runs))
+        t = {"images_per_s": tips, "round_images_per_s": [r["images_per_s"] for r in runs],
+             "gflops": tips / batch * gflop, "peak_percent": 100.0 * tips / batch * gflop / peak,
+             "peak_rss_bytes": trss,
+             "phase_median_s": {k: statistics.median(r["phase_median_s"][k] for r in runs)
+                                for k in runs[0]["phase_median_s"]},
+             "best_images_per_s": max(r["images_per_s"] for r in runs),
+             "cpu_per_wall": statistics.median(r["cpu_per_wall"] for r in runs),
+             "load_average": statistics.median(r["load_average"] for r in runs),
+             "ratio": ips / tips, "rss_ratio": s["ours_peak_rss_bytes"] / trss}
+        t["best_round_ratio"] = s["ours_best_images_per_s"] / t["best_images_per_s"]
+        s["torch"][version] = t
     return s
 
 
+def _label(s: dict) -> str:
+    mode, batch, channels, size = SHAPES[s["shape"]]
+    return f"{mode} {batch}x{channels}x{size}x{size}"
+
+
 def markdown(summaries: list[dict], peak: float) -> str:
+    """One row per shape and torch version: images/s, ratio, GFLOP/s, % of peak, peak RSS and its ratio."""
     mib = 2**20
-    head = ("| shape | ours images/s | LibTorch images/s | ratio (ours/LibTorch) | GFLOP/step | ours GFLOP/s "
-            f"| ours % of {peak:g} GFLOP/s | LibTorch GFLOP/s | ours peak RSS (MiB) | LibTorch peak RSS (MiB) "
-            "| RSS ratio (ours/LibTorch) |")
+    head = ("| shape | ours images/s | LibTorch | LibTorch images/s | ratio (ours/LibTorch) | GFLOP/step "
+            f"| ours GFLOP/s | ours % of {peak:g} GFLOP/s | LibTorch GFLOP/s | ours peak RSS (MiB) "
+            "| LibTorch peak RSS (MiB) | RSS ratio (ours/LibTorch) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summaries:
-        mode, batch, channels, size = SHAPES[s["shape"]]
-        label = f"{mode} {batch}x{channels}x{size}x{size}"
-        t = "torch_images_per_s" in s
-        lines.append(
-            f"| {label} | {s['ours_images_per_s']:.3f} | {s['torch_images_per_s']:.3f} | {s['ratio']:.3f} "
-            if t else f"| {label} | {s['ours_images_per_s']:.3f} | n/a | n/a ")
-        lines[-1] += (f"| {s['gflop_per_step']:.1f} | {s['ours_gflops']:.1f} | {s['ours_peak_percent']:.1f}% "
-                      + (f"| {s['torch_gflops']:.1f} " if t else "| n/a ")
-                      + f"| {s['ours_peak_rss_bytes'] / mib:.0f} "
-                      + (f"| {s['torch_peak_rss_bytes'] / mib:.0f} | {s['rss_ratio']:.2f} |" if t else "| n/a | n/a |"))
+        common = (f"| {_label(s)} | {s['ours_images_per_s']:.3f} ")
+        tail = f"| {s['gflop_per_step']:.1f} | {s['ours_gflops']:.1f} | {s['ours_peak_percent']:.1f}% "
+        if not s["torch"]:
+            lines.append(common + "| n/a | n/a | n/a " + tail + f"| n/a | {s['ours_peak_rss_bytes'] / mib:.0f} | n/a | n/a |")
+        for version, t in s["torch"].items():
+            lines.append(common + f"| {version} | {t['images_per_s']:.3f} | {t['ratio']:.3f} " + tail
+                         + f"| {t['gflops']:.1f} | {s['ours_peak_rss_bytes'] / mib:.0f} "
+                         + f"| {t['peak_rss_bytes'] / mib:.0f} | {t['rss_ratio']:.2f} |")
     return "\n".join(lines)
 
 
 def phase_table(summaries: list[dict]) -> str:
     lines = ["| shape | framework | forward s | loss s | backward s | optimizer s |", "|---|---|---|---|---|---|"]
     for s in summaries:
-        for fw, key in (("ours", "ours"), ("LibTorch", "torch")):
-            if f"{key}_phase_median_s" not in s:
-                continue
-            p = s[f"{key}_phase_median_s"]
+        rows = [("ours", s["ours_phase_median_s"])] + [(f"LibTorch {v}", t["phase_median_s"]) for v, t in s["torch"].items()]
+        for fw, p in rows:
             lines.append(f"| {s['shape']} | {fw} | {p['forward']:.3f} | {p['loss']:.4f} | {p['backward']:.3f} "
                          f"| {p['optimizer']:.4f} |")
     return "\n".join(lines)
@@ -351,47 +375,48 @@ def phase_table(summaries: list[dict]) -> str:
 
 def rounds_table(summaries: list[dict]) -> str:
     """Every round's images/s: the spread shows how much other load on the machine moved the figures."""
-    lines = ["| shape | ours images/s per round | LibTorch images/s per round | best-round ratio "
-             "| CPU time / wall, ours / LibTorch | 1-min load average, ours / LibTorch |",
+    lines = ["| shape | framework | images/s per round | best-round ratio (ours/it) | CPU time / wall | 1-min load average |",
              "|---|---|---|---|---|---|"]
     for s in summaries:
-        ours = ", ".join(f"{v:.3f}" for v in s["ours_round_images_per_s"])
-        if "torch_round_images_per_s" in s:
-            theirs = ", ".join(f"{v:.3f}" for v in s["torch_round_images_per_s"])
-            lines.append(f"| {s['shape']} | {ours} | {theirs} | {s['best_round_ratio']:.3f} "
-                         f"| {s['ours_cpu_per_wall']:.2f} / {s['torch_cpu_per_wall']:.2f} "
-                         f"| {s['ours_load_average']:.2f} / {s['torch_load_average']:.2f} |")
-        else:
-            lines.append(f"| {s['shape']} | {ours} | n/a | n/a | {s['ours_cpu_per_wall']:.2f} / n/a "
-                         f"| {s['ours_load_average']:.2f} / n/a |")
+        lines.append(f"| {s['shape']} | ours | {', '.join(f'{v:.3f}' for v in s['ours_round_images_per_s'])} | – "
+                     f"| {s['ours_cpu_per_wall']:.2f} | {s['ours_load_average']:.2f} |")
+        for version, t in s["torch"].items():
+            lines.append(f"| {s['shape']} | LibTorch {version} | {', '.join(f'{v:.3f}' for v in t['round_images_per_s'])} "
+                         f"| {t['best_round_ratio']:.3f} | {t['cpu_per_wall']:.2f} | {t['load_average']:.2f} |")
     return "\n".join(lines)
 
 
 def check(summaries: list[dict], baseline_file: Path, tolerance: float) -> int:
+    """Exit status 1 when a (shape, torch version) ratio recorded in the baseline fell by more than tolerance;
+    2 when none of the recorded torch versions was measured."""
     base = json.loads(baseline_file.read_text())
-    recorded = {s["shape"]: s for s in base["shapes"]}
-    status = 0
+    recorded = {s["shape"]: s.get("torch", {}) for s in base["shapes"]}
+    status, compared = 0, 0
     for s in summaries:
-        r = recorded.get(s["shape"])
-        if r is None or "ratio" not in r:
-            print(f"check {s['shape']}: no recorded ratio in {baseline_file}; skipped")
-            continue
-        if "ratio" not in s:
-            print(f"check {s['shape']}: LibTorch not measured, cannot compare ratios")
-            return 2
-        floor = (1.0 - tolerance) * r["ratio"]
-        ok = s["ratio"] >= floor
-        print(f"check {s['shape']}: ratio {s['ratio']:.3f}, recorded {r['ratio']:.3f}, floor {floor:.3f}: "
-              f"{'ok' if ok else 'REGRESSION'}")
-        if not ok:
-            status = 1
+        for version, r in recorded.get(s["shape"], {}).items():
+            if version not in s["torch"]:
+                print(f"check {s['shape']} vs torch {version}: not measured in this run; skipped")
+                continue
+            floor = (1.0 - tolerance) * r["ratio"]
+            got = s["torch"][version]["ratio"]
+            ok = got >= floor
+            compared += 1
+            print(f"check {s['shape']} vs torch {version}: ratio {got:.3f}, recorded {r['ratio']:.3f}, "
+                  f"floor {floor:.3f}: {'ok' if ok else 'REGRESSION'}")
+            if not ok:
+                status = 1
+    if compared == 0:
+        print(f"check: none of the torch versions recorded in {baseline_file} was measured; cannot compare ratios")
+        return 2
     return status
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=Path, default=DEFAULT_BINARY, help="bench_train_step (default: %(default)s)")
-    ap.add_argument("--torch-python", help="a Python with torch and torchvision (default: this one, else /usr/bin/python3)")
+    ap.add_argument("--torch-python", nargs="+", metavar="PYTHON",
+                    help="Pythons with torch and torchvision, one LibTorch column each, e.g. /usr/bin/python3 (Debian's "
+                         "1.13) and a venv with PyPI's torch 2.x (default: this one, else /usr/bin/python3)")
     ap.add_argument("--no-torch", action="store_true", help="measure ours only")
     ap.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default %(default)s)")
@@ -424,7 +449,8 @@ def main() -> int:
         ap.error("--steps must be >= 5 (medians over at least 5 steps after warm-up)")
     if args.rounds < 1 or args.warmup < 0 or args.threads < 1:
         ap.error("--rounds and --threads must be >= 1, --warmup >= 0")
-    python = None if args.no_torch else find_torch_python(args.torch_python)
+    pythons = [] if args.no_torch else find_torch_pythons(args.torch_python)
+    python = pythons[0][0] if pythons else None
     if args.verify_flops:
         if python is None:
             print("--verify-flops needs torch and torchvision", file=sys.stderr)
@@ -436,20 +462,24 @@ def main() -> int:
         print("torch/torchvision not importable: measuring ours only", file=sys.stderr)
 
     machine = machine_description()
-    runs = {s: {"ours": [], "torch": []} for s in args.shapes}
+    frameworks = ["ours"] + [f"torch {v}" for _, v in pythons]
+    runs = {s: {fw: [] for fw in frameworks} for s in args.shapes}
     for rnd in range(args.rounds):
         for shape in args.shapes:
-            order = ["ours", "torch"] if rnd % 2 == 0 else ["torch", "ours"]
+            order = frameworks if rnd % 2 == 0 else frameworks[::-1]
             for fw in order:
-                if fw == "torch" and python is None:
-                    continue
-                r = run_ours(args.binary, shape, args) if fw == "ours" else run_torch(python, shape, args)
+                if fw == "ours":
+                    r = run_ours(args.binary, shape, args)
+                else:
+                    py = next(p for p, v in pythons if f"torch {v}" == fw)
+                    r = run_torch(py, shape, args)
                 runs[shape][fw].append(r)
-                print(f"round {rnd + 1}/{args.rounds} {shape} {fw:5s}: {r['images_per_s']:.3f} images/s, "
+                print(f"round {rnd + 1}/{args.rounds} {shape} {fw}: {r['images_per_s']:.3f} images/s, "
                       f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB, CPU/wall {r['cpu_per_wall']:.2f}, "
                       f"load {r['load_average']:.2f}", file=sys.stderr, flush=True)
 
-    summaries = [summarise(s, runs[s]["ours"], runs[s]["torch"], args.peak_gflops) for s in args.shapes]
+    summaries = [summarise(s, runs[s]["ours"], {v: runs[s][f"torch {v}"] for _, v in pythons}, args.peak_gflops)
+                 for s in args.shapes]
     date = datetime.date.today().isoformat()
     source = args.source or source_description()
     print(f"DenseNet-121, float32, {args.threads} threads, {date}, source {source}, {machine['cpu']} "
