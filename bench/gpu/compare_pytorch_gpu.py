@@ -213,30 +213,32 @@ def driver(a):
                          "(-DMAMMOCL_WITH_CUDA=ON) or pass its path")
     t0 = time.monotonic()
     results, skipped, failures = {}, [], []
-    for batch, size, channels in configs:
-        for mode in modes:
-            key = (batch, size, channels, mode)
-            results[key] = {}
-            for rnd in range(a.rounds):
-                order = kinds if rnd % 2 == 0 else list(reversed(kinds))
-                for kind in order:
-                    cmd = worker_command(a, kind, batch, size, channels, mode)
-                    if a.dry_run:
-                        print(f"round {rnd + 1}: " + " ".join(shlex.quote(c) for c in cmd))
-                        continue
-                    left = a.time_budget - (time.monotonic() - t0)
-                    if left < 5:
-                        skipped.append({"config": key, "round": rnd + 1, "kind": kind})
-                        continue
-                    r, err = run_one(cmd, min(a.timeout, left))
-                    if err:
-                        failures.append({"config": key, "round": rnd + 1, "kind": kind, "error": err})
-                        print(f"  {kind} {batch}x{channels}x{size} {mode} round {rnd + 1}: FAILED {err}",
-                              file=sys.stderr, flush=True)
-                        continue
-                    results[key].setdefault(kind, []).append(r)
-                    print(f"  {kind:13s} {batch}x{channels}x{size}x{size} {mode:7s} round {rnd + 1}: "
-                          f"{r['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
+    # Rounds outermost: when the time budget runs out, every configuration has had its first rounds.
+    keys = [(b, s, c, m) for b, s, c in configs for m in modes]
+    for key in keys:
+        results[key] = {}
+    for rnd in range(a.rounds):
+        for key in keys:
+            batch, size, channels, mode = key
+            order = kinds if rnd % 2 == 0 else list(reversed(kinds))
+            for kind in order:
+                cmd = worker_command(a, kind, batch, size, channels, mode)
+                if a.dry_run:
+                    print(f"round {rnd + 1}: " + " ".join(shlex.quote(c) for c in cmd))
+                    continue
+                left = a.time_budget - (time.monotonic() - t0)
+                if left < 5:
+                    skipped.append({"config": key, "round": rnd + 1, "kind": kind})
+                    continue
+                r, err = run_one(cmd, min(a.timeout, left))
+                if err:
+                    failures.append({"config": key, "round": rnd + 1, "kind": kind, "error": err})
+                    print(f"  {kind} {batch}x{channels}x{size} {mode} round {rnd + 1}: FAILED {err}",
+                          file=sys.stderr, flush=True)
+                    continue
+                results[key].setdefault(kind, []).append(r)
+                print(f"  {kind:13s} {batch}x{channels}x{size}x{size} {mode:7s} round {rnd + 1}: "
+                      f"{r['images_per_s']:.1f} img/s", file=sys.stderr, flush=True)
     if a.dry_run:
         return 0
     table = summarise(results, kinds)
