@@ -1,7 +1,8 @@
 // cli_common.hpp: what the issue-6 command-line programs (lut_invariance_study, patch_classifier,
 // whole_image_classifier) share: the usage-error exit, argument reading, number formatting, timing,
 // reading a file, the softmax of a row of logits, the dataset folder and image reader of the build (DICOM
-// with DCMTK) and the smallest input side of a DenseNet configuration. Each program keeps its own messages;
+// with DCMTK), the smallest input side of a DenseNet configuration, and `--device cpu|cuda` (the value, the
+// error of a build without CUDA, the backend's context). Each program keeps its own messages;
 // what is here takes the program's name where it prints.
 #pragma once
 
@@ -186,6 +187,36 @@ int min_input_side() {
     e = (e + 2 - 3) / 2 + 1;
     for (std::size_t t = 0; t + 1 < Config::blocks.size(); ++t) e /= 2;
     if (e >= 1) return n;
+  }
+}
+
+/// `--device cpu|cuda`: which backend a program runs on. Each program is compiled once per backend (the
+/// CUDA one in <prog>_cuda.cpp, only with MAMMOCL_WITH_CUDA) and its main() hands `--device cuda` to the
+/// CUDA build of itself (docs/device_generic.md).
+enum class device_kind { cpu, cuda };
+
+/// The value of `--device`; anything but cpu or cuda is a usage error of `prog`.
+inline device_kind parse_device(const char* prog, const std::string& v) {
+  if (v == "cpu") return device_kind::cpu;
+  if (v == "cuda") return device_kind::cuda;
+  usage_error(prog, "--device must be cpu or cuda, got '" + v + "'");
+}
+
+/// `--device cuda` in a build without the CUDA backend: a usage error (exit 2) before any work.
+[[noreturn]] inline void no_cuda_build(const char* prog) {
+  usage_error(prog, "--device cuda: this build has no CUDA backend; configure with -DMAMMOCL_WITH_CUDA=ON "
+                    "(docs/gpu_backend.md)");
+}
+
+/// A context of backend B: `threads` CPU threads on a host backend; device 0 otherwise (its constructor
+/// throws mammocl::device_error when there is no usable device).
+template <class B>
+typename B::context make_context(int threads) {
+  if constexpr (B::is_host) {
+    return typename B::context(threads);
+  } else {
+    (void)threads;
+    return typename B::context(0);
   }
 }
 

@@ -41,9 +41,17 @@
 #include "mammocl/mammocl.hpp"
 #include "mammocl/train/linear_probe.hpp"
 #include "mammocl/train/trainer.hpp"
+// The backend of this translation unit: cpu_backend here; lut_invariance_study_cuda.cpp compiles this file
+// again with cuda_backend (MAMMOCL_EXAMPLE_BACKEND, its header and MAMMOCL_EXAMPLE_ENTRY defined first).
+#ifdef MAMMOCL_EXAMPLE_BACKEND_HEADER
+#include MAMMOCL_EXAMPLE_BACKEND_HEADER
+#endif
+#ifndef MAMMOCL_EXAMPLE_BACKEND
+#define MAMMOCL_EXAMPLE_BACKEND mammocl::cpu_backend
+#endif
 
 using namespace mammocl;
-using B = cpu_backend;
+using B = MAMMOCL_EXAMPLE_BACKEND;
 namespace fs = std::filesystem;
 using examples::fmt;
 
@@ -75,6 +83,7 @@ struct args {
   std::optional<fs::path> init;      // torchvision densenet121 or MammoCL checkpoint (safetensors)
   std::optional<std::string> probe_data;  // linear probe on another dataset ("phantom" or a folder)
   int images = 160, window = 128, size = 32, per_roi = 4, per_image = 3, batch = 32, threads = 2;
+  examples::device_kind device = examples::device_kind::cpu;
   int target_height = 0, tsne_points = 400, probe_epochs = 30;
   std::optional<int> epochs, epochs2;
   std::size_t replicates = 500, permutations = 200;
@@ -148,6 +157,7 @@ void usage(std::FILE* f) {
                "  --permutations N   MMD permutations (default 200)\n"
                "  --tsne-points N    test patches per t-SNE map (both versions of each; 0: no maps) (default 400)\n"
                "  --threads N        CPU threads (default 2)\n"
+               "  --device D         cpu (default) or cuda (a build with MAMMOCL_WITH_CUDA)\n"
                "  --out DIR          output folder (default lut_invariance_out); rerunning the same command there\n"
                "                     continues the study (finished runs are not trained again)\n"
                "  --fresh            discard the runs already in --out and start over\n"
@@ -210,6 +220,7 @@ args parse(int argc, char** argv) {
     else if (k == "--tsne-points") { a.tsne_points = static_cast<int>(arg.integer(i, k, 0)); sized = true; }
     else if (k == "--seed") a.seed = static_cast<std::uint64_t>(arg.integer(i, k, 0));
     else if (k == "--threads") a.threads = static_cast<int>(arg.integer(i, k, 1));
+    else if (k == "--device") a.device = examples::parse_device(prog, arg.value(i, k));
     else if (k == "--out") a.out = arg.value(i, k);
     else if (k == "--quiet") a.quiet = true;
     else if (k == "--fresh") a.fresh = true;
@@ -397,8 +408,10 @@ predictions predict(B::context& ctx, const M& m, const study_source& src) {
   predictions p;
   for (std::int64_t i = 0; i < src.batches_per_epoch(); ++i) {
     const data::batch b = src.get_batch({0, 0, i, 1});
-    const tensor<B> f = m.infer_features(ctx, train::detail::to_tensor<B>(b));
-    const tensor<B> l = m.classifier().infer(ctx, f);
+    const tensor<B> fd = m.infer_features(ctx, train::detail::to_tensor<B>(b));
+    // Features and logits on the host (copies on a device backend).
+    const auto f = host_bridge::on_host(fd);
+    const auto l = host_bridge::on_host(m.classifier().infer(ctx, fd));
     p.dim = static_cast<std::size_t>(f.c());
     p.features.insert(p.features.end(), f.data(), f.data() + f.numel());
     for (index_t r = 0; r < l.n(); ++r) {
@@ -535,7 +548,7 @@ int run_study(const args& a, const opened_data& source, const std::optional<open
   using model_t = models::densenet<B, Config>;
   const auto t_start = std::chrono::steady_clock::now();
   auto elapsed = [&] { return examples::seconds_since(t_start); };
-  B::context ctx(a.threads);
+  auto ctx = examples::make_context<B>(a.threads);
   const std::string model_name = a.model == "small" ? "small DenseNet" : "DenseNet-121";
   auto new_model = [&] {
     model_t m({.in_channels = 1, .num_classes = classes, .memory_efficient = a.model != "small"});
@@ -958,10 +971,8 @@ int run_study(const args& a, const opened_data& source, const std::optional<open
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const args a = parse(argc, argv);
+/// The study on this translation unit's backend.
+int run(const args& a) {
   // Datasets are opened (annotations read and checked) before any long work.
   const opened_data source = open_data(a.data, "--data");
   std::optional<opened_data> probe;
@@ -974,3 +985,26 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace
+
+#ifdef MAMMOCL_EXAMPLE_ENTRY
+/// The program on another backend, called by the CPU build's main() for --device cuda.
+int MAMMOCL_EXAMPLE_ENTRY(int argc, char** argv) { return run(parse(argc, argv)); }
+#else
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+int lut_invariance_study_cuda_main(int argc, char** argv);  // lut_invariance_study_cuda.cpp
+#endif
+
+int main(int argc, char** argv) {
+  const args a = parse(argc, argv);
+  if (a.device == examples::device_kind::cuda) {
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+    return lut_invariance_study_cuda_main(argc, argv);
+#else
+    examples::no_cuda_build(prog);
+#endif
+  }
+  return run(a);
+}
+#endif

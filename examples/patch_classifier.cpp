@@ -54,9 +54,17 @@
 #include "mammocl/train/linear_probe.hpp"
 #include "mammocl/train/strategies.hpp"
 #include "mammocl/train/trainer.hpp"
+// The backend of this translation unit: cpu_backend here; patch_classifier_cuda.cpp compiles this file again
+// with cuda_backend (MAMMOCL_EXAMPLE_BACKEND, its header and MAMMOCL_EXAMPLE_ENTRY defined first).
+#ifdef MAMMOCL_EXAMPLE_BACKEND_HEADER
+#include MAMMOCL_EXAMPLE_BACKEND_HEADER
+#endif
+#ifndef MAMMOCL_EXAMPLE_BACKEND
+#define MAMMOCL_EXAMPLE_BACKEND mammocl::cpu_backend
+#endif
 
 using namespace mammocl;
-using B = cpu_backend;
+using B = MAMMOCL_EXAMPLE_BACKEND;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using examples::cli_message;
@@ -91,6 +99,7 @@ struct args {
   std::optional<std::uint64_t> seed;
   std::optional<fs::path> out, checkpoint;
   int threads = 2;
+  examples::device_kind device = examples::device_kind::cpu;
   std::size_t replicates = 1000;
   bool resume = true, quiet = false;
   std::vector<std::string> inputs;  // predict: IMAGE...
@@ -122,6 +131,7 @@ const std::map<std::string, unsigned>& flag_commands() {
       {"--split", cmd_predict},
       {"--replicates", cmd_evaluate | cmd_probe},
       {"--threads", data_cmds | cmd_smoke},
+      {"--device", data_cmds | cmd_smoke},
       {"--no-resume", cmd_train},
       {"--quiet", data_cmds | cmd_smoke},
   };
@@ -167,6 +177,7 @@ void usage(std::FILE* f, const std::string& command) {
                  "  --target-height N   resize each image to this height before cutting (default 0: as it is)\n"
                  "  --seed N            phantom, split, mixing, shuffling and initialisation seed (default 1)\n"
                  "  --threads N         CPU threads (default 2)\n"
+                 "  --device D          cpu (default) or cuda (a build with MAMMOCL_WITH_CUDA)\n"
                  "  --no-resume         start afresh even where DIR/last.safetensors exists\n"
                  "  --quiet             no progress output\n");
   if (command == "evaluate")
@@ -177,7 +188,7 @@ void usage(std::FILE* f, const std::string& command) {
                  "  --out DIR           metrics.json and report.html\n"
                  "  --data phantom|DIR  the run's data (default: as recorded; a DIR may have moved)\n"
                  "  --replicates N      bootstrap replicates, clustered on patient (default 1000)\n"
-                 "  --threads N, --quiet\n"
+                 "  --device cpu|cuda, --threads N, --quiet\n"
                  "  data and model flags (--model --patch --window --images --per-roi --per-image --target-height\n"
                  "  --seed) may be repeated; a value other than the recorded one is an error\n");
   if (command == "probe")
@@ -192,7 +203,7 @@ void usage(std::FILE* f, const std::string& command) {
                  "  --lr X              probe learning rate (default 0.1)\n"
                  "  --batch N           probe batch size (default 256)\n"
                  "  --replicates N      bootstrap replicates of the test AUC (default 1000)\n"
-                 "  --threads N, --quiet\n"
+                 "  --device cpu|cuda, --threads N, --quiet\n"
                  "  writes DIR/probe.json\n");
   if (command == "predict")
     std::fprintf(f,
@@ -288,6 +299,7 @@ args parse(int argc, char** argv) {
       if (*a.split != "test" && *a.split != "all") fail("--split must be test or all, got '" + *a.split + "'");
     } else if (k == "--replicates") a.replicates = static_cast<std::size_t>(arg.integer(i, k, 10, 1'000'000));
     else if (k == "--threads") a.threads = static_cast<int>(arg.integer(i, k, 1, 1024));
+    else if (k == "--device") a.device = examples::parse_device(prog, arg.value(i, k));
     else if (k == "--no-resume") a.resume = false;
     else if (k == "--quiet") a.quiet = true;
   }
@@ -711,7 +723,7 @@ predictions predict_source(B::context& ctx, const Model& model, const Src& src) 
   predictions p;
   for (std::int64_t i = 0; i < src.batches_per_epoch(); ++i) {
     const data::batch b = src.get_batch({0, 0, i, 1});
-    const tensor<B> l = model.infer(ctx, train::detail::to_tensor<B>(b));
+    const auto l = host_bridge::on_host(model.infer(ctx, train::detail::to_tensor<B>(b)));  // a copy on a device
     p.logits.insert(p.logits.end(), l.data(), l.data() + l.numel());
   }
   const std::size_t n = p.logits.size() / classes;
@@ -1207,7 +1219,7 @@ predict_outcome predict_run(B::context& ctx, const args& a, const settings& s, c
       for (int c = 0; c < s.in_channels; ++c)
         for (float v : img.pixels)
           b.images.push_back(static_cast<float>((v - s.mean[static_cast<std::size_t>(c)]) / s.stdv[static_cast<std::size_t>(c)]));
-      const tensor<B> l = model.infer(ctx, train::detail::to_tensor<B>(b));
+      const auto l = host_bridge::on_host(model.infer(ctx, train::detail::to_tensor<B>(b)));
       double q[classes];
       examples::softmax_row(l.data(), classes, q);  // unchecked: a non-finite row gives NaN probabilities
       r.prob.insert(r.prob.end(), q, q + classes);
@@ -1463,12 +1475,10 @@ int smoke(B::context& ctx, const args& a0) {
   return ok ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const args a = parse(argc, argv);
+/// The command on this translation unit's backend.
+int run(const args& a) {
   try {
-    B::context ctx(a.threads);
+    auto ctx = examples::make_context<B>(a.threads);
     if (a.command == "smoke") return smoke(ctx, a);
     if (a.command == "train") cmd_train_run(ctx, a);
     else if (a.command == "evaluate") cmd_evaluate_run(ctx, a);
@@ -1480,3 +1490,26 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace
+
+#ifdef MAMMOCL_EXAMPLE_ENTRY
+/// The program on another backend, called by the CPU build's main() for --device cuda.
+int MAMMOCL_EXAMPLE_ENTRY(int argc, char** argv) { return run(parse(argc, argv)); }
+#else
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+int patch_classifier_cuda_main(int argc, char** argv);  // patch_classifier_cuda.cpp
+#endif
+
+int main(int argc, char** argv) {
+  const args a = parse(argc, argv);
+  if (a.device == examples::device_kind::cuda) {
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+    return patch_classifier_cuda_main(argc, argv);
+#else
+    examples::no_cuda_build(prog);
+#endif
+  }
+  return run(a);
+}
+#endif

@@ -8,7 +8,7 @@
 //   train_patch_classifier [--strategy ce,supcon_linear,supcon_finetune] [--variant mixed|augmented]
 //                          [--epochs N] [--epochs2 N] [--lr X] [--lr2 X] [--train N] [--val N] [--test N]
 //                          [--batch N] [--size N] [--patience N] [--seed N] [--threads N] [--out DIR]
-//                          [--no-resume] [--quiet]
+//                          [--device cpu|cuda] [--no-resume] [--quiet]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,9 +25,17 @@
 #include "mammocl/eval/invariance.hpp"
 #include "mammocl/mammocl.hpp"
 #include "mammocl/train/trainer.hpp"
+// The backend of this translation unit: cpu_backend here; train_patch_classifier_cuda.cpp compiles this
+// file again with cuda_backend (MAMMOCL_EXAMPLE_BACKEND, its header and MAMMOCL_EXAMPLE_ENTRY defined first).
+#ifdef MAMMOCL_EXAMPLE_BACKEND_HEADER
+#include MAMMOCL_EXAMPLE_BACKEND_HEADER
+#endif
+#ifndef MAMMOCL_EXAMPLE_BACKEND
+#define MAMMOCL_EXAMPLE_BACKEND mammocl::cpu_backend
+#endif
 
 using namespace mammocl;
-using B = cpu_backend;
+using B = MAMMOCL_EXAMPLE_BACKEND;
 using model_t = models::densenet<B, models::densenet_small>;
 using task = data::synthetic_domain_task;
 
@@ -41,7 +49,7 @@ struct args {
   int train = 1000, val = 100, test = 300, batch = 32, size = 32, patience = 0, threads = 2;
   std::uint64_t seed = 1;
   std::int64_t crash_after = 0;  // testing: end the process abruptly after this many steps (0: never)
-  bool resume = true, quiet = false;
+  bool resume = true, quiet = false, cuda = false;  // cuda: --device cuda
   std::filesystem::path out = "patch_classifier_out";
 };
 
@@ -63,6 +71,7 @@ void usage(std::FILE* f) {
                "  --patience N     early stopping on the validation AUC (default 0: off)\n"
                "  --seed N         seed of the initialisation and the heads (default 1)\n"
                "  --threads N      CPU threads (default 2)\n"
+               "  --device D       cpu (default) or cuda (a build with MAMMOCL_WITH_CUDA)\n"
                "  --out DIR        checkpoints and logs, one folder per strategy (default patch_classifier_out)\n"
                "  --no-resume      start afresh even where DIR/<strategy>/last.safetensors exists\n"
                "  --crash-after N  testing: kill the process (no clean-up) after N training steps of a run\n"
@@ -116,6 +125,11 @@ args parse(int argc, char** argv) {
     else if (k == "--size") a.size = static_cast<int>(number(i, k));
     else if (k == "--patience") a.patience = static_cast<int>(number(i, k));
     else if (k == "--threads") a.threads = static_cast<int>(number(i, k));
+    else if (k == "--device") {
+      const std::string v = value(i, k);
+      if (v != "cpu" && v != "cuda") fail("--device must be cpu or cuda, got '" + v + "'");
+      a.cuda = v == "cuda";
+    }
     else if (k == "--seed") a.seed = static_cast<std::uint64_t>(number(i, k));
     else if (k == "--out") a.out = value(i, k);
     else if (k == "--no-resume") a.resume = false;
@@ -172,8 +186,10 @@ predictions predict(B::context& ctx, const model_t& m, task& t) {
   for (std::int64_t i = 0; i < t.batches_per_epoch(); ++i) {
     const data::batch b = t.get_batch({0, 0, i, 1});
     const tensor<B> x = train::detail::to_tensor<B>(b);
-    const tensor<B> f = m.infer_features(ctx, x);
-    const tensor<B> l = m.classifier().infer(ctx, f);
+    const tensor<B> fd = m.infer_features(ctx, x);
+    // Features and logits on the host (copies on a device backend).
+    const auto f = host_bridge::on_host(fd);
+    const auto l = host_bridge::on_host(m.classifier().infer(ctx, fd));
     p.logits.insert(p.logits.end(), l.data(), l.data() + l.numel());
     p.features.insert(p.features.end(), f.data(), f.data() + f.numel());
     p.dim = static_cast<std::size_t>(f.c());
@@ -217,12 +233,20 @@ row evaluate(B::context& ctx, const model_t& model, const std::filesystem::path&
   return r;
 }
 
-}  // namespace
+/// A context of this translation unit's backend: CPU threads, or device 0.
+B::context make_context(int threads) {
+  if constexpr (B::is_host) {
+    return B::context(threads);
+  } else {
+    (void)threads;
+    return B::context(0);
+  }
+}
 
-int main(int argc, char** argv) {
-  const args a = parse(argc, argv);
+/// The program on this translation unit's backend.
+int run(const args& a) {
   try {
-    B::context ctx(a.threads);
+    auto ctx = make_context(a.threads);
     const data::synthetic_patches_options gen{.size = a.size, .seed = 1};
     task train_set({.patches = gen, .first = 0, .count = a.train, .kind = a.variant, .batch_size = a.batch});
     const task::options eval_opts{.patches = gen, .kind = task::variant::both_versions, .batch_size = 50,
@@ -286,3 +310,26 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace
+
+#ifdef MAMMOCL_EXAMPLE_ENTRY
+/// The program on another backend, called by the CPU build's main() for --device cuda.
+int MAMMOCL_EXAMPLE_ENTRY(int argc, char** argv) { return run(parse(argc, argv)); }
+#else
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+int train_patch_classifier_cuda_main(int argc, char** argv);  // train_patch_classifier_cuda.cpp
+#endif
+
+int main(int argc, char** argv) {
+  const args a = parse(argc, argv);
+  if (a.cuda) {
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+    return train_patch_classifier_cuda_main(argc, argv);
+#else
+    fail("--device cuda: this build has no CUDA backend; configure with -DMAMMOCL_WITH_CUDA=ON (docs/gpu_backend.md)");
+#endif
+  }
+  return run(a);
+}
+#endif

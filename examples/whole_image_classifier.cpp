@@ -44,9 +44,17 @@
 #include "mammocl/mammocl.hpp"
 #include "mammocl/models/whole_image_classifier.hpp"
 #include "mammocl/train/trainer.hpp"
+// The backend of this translation unit: cpu_backend here; whole_image_classifier_cuda.cpp compiles this
+// file again with cuda_backend (MAMMOCL_EXAMPLE_BACKEND, its header and MAMMOCL_EXAMPLE_ENTRY defined first).
+#ifdef MAMMOCL_EXAMPLE_BACKEND_HEADER
+#include MAMMOCL_EXAMPLE_BACKEND_HEADER
+#endif
+#ifndef MAMMOCL_EXAMPLE_BACKEND
+#define MAMMOCL_EXAMPLE_BACKEND mammocl::cpu_backend
+#endif
 
 using namespace mammocl;
-using B = cpu_backend;
+using B = MAMMOCL_EXAMPLE_BACKEND;
 namespace fs = std::filesystem;
 using examples::csv_field;
 using examples::exact;
@@ -102,6 +110,7 @@ struct args {
   std::size_t replicates = 2000;     // pROC's boot.n
   std::uint64_t seed = 1;
   int threads = 2;
+  examples::device_kind device = examples::device_kind::cpu;
   std::int64_t max_steps = 0, checkpoint_every = 10;
   std::int64_t cache_mb = 4096;
   bool resume = true, quiet = false;
@@ -154,6 +163,7 @@ void usage(std::FILE* f, command c) {
                "  --batch N           batch size (default 8)\n"
                "  --seed N            phantom, split and initialisation seed (default 1)\n"
                "  --threads N         CPU threads (default 2)\n"
+               "  --device D          cpu (default) or cuda (a build with MAMMOCL_WITH_CUDA)\n"
                "  --cache-mb N        keep prepared images in memory up to N MiB, else prepare on demand (default 4096)\n"
                "  --quiet             no progress bars\n");
   if (c != command::train)
@@ -163,8 +173,8 @@ void usage(std::FILE* f, command c) {
 /// Which options each command accepts (anything else is "not an option of <command>").
 bool accepts(command c, const std::string& flag) {
   static const std::set<std::string> common{"--data", "--out", "--model", "--height", "--width", "--images",
-                                            "--batch", "--seed", "--threads", "--cache-mb", "--quiet"};
-  if (c == command::smoke) return flag == "--out" || flag == "--threads" || flag == "--quiet";
+                                            "--batch", "--seed", "--threads", "--device", "--cache-mb", "--quiet"};
+  if (c == command::smoke) return flag == "--out" || flag == "--threads" || flag == "--device" || flag == "--quiet";
   if (common.count(flag)) return true;
   if (c == command::train)
     return flag == "--encoder" || flag == "--epochs1" || flag == "--epochs2" || flag == "--lr" || flag == "--domain" ||
@@ -175,7 +185,7 @@ bool accepts(command c, const std::string& flag) {
 
 const std::set<std::string>& all_flags() {
   static const std::set<std::string> f{"--data", "--out", "--model", "--height", "--width", "--images", "--batch",
-                                       "--seed", "--threads", "--cache-mb", "--quiet", "--encoder", "--epochs1",
+                                       "--seed", "--threads", "--device", "--cache-mb", "--quiet", "--encoder", "--epochs1",
                                        "--epochs2", "--lr", "--domain", "--no-resume", "--checkpoint-every",
                                        "--max-steps", "--checkpoint", "--split", "--replicates"};
   return f;
@@ -263,6 +273,7 @@ args parse(int argc, char** argv) {
     } else if (k == "--replicates") a.replicates = static_cast<std::size_t>(arg.integer(i, k, 10));
     else if (k == "--seed") a.seed = static_cast<std::uint64_t>(arg.integer(i, k, 0));
     else if (k == "--threads") a.threads = static_cast<int>(arg.integer(i, k, 1));
+    else if (k == "--device") a.device = examples::parse_device(prog, arg.value(i, k));
     else if (k == "--max-steps") a.max_steps = arg.integer(i, k, 1);
     else if (k == "--checkpoint-every") a.checkpoint_every = arg.integer(i, k, 0);
     else if (k == "--cache-mb") a.cache_mb = arg.integer(i, k, 0);
@@ -749,7 +760,7 @@ std::vector<double> predict_probabilities(B::context& ctx, const model_of<Config
   std::vector<double> p;
   for (std::int64_t i = 0; i < src.batches_per_epoch(); ++i) {
     const data::batch b = src.get_batch({0, 0, i, 1});
-    const tensor<B> l = m.infer(ctx, train::detail::to_tensor<B>(b));
+    const auto l = host_bridge::on_host(m.infer(ctx, train::detail::to_tensor<B>(b)));  // a copy on a device
     for (index_t r = 0; r < l.n(); ++r) {
       double q[classes];
       MAMMOCL_CHECK(examples::softmax_row(l.data() + r * classes, classes, q), numeric_error, "the logits of image ",
@@ -886,7 +897,7 @@ outcome run_train(const args& a) {
   so.stage2 = {.epochs = a.epochs2, .optimizer = train::optimizer_kind::adam, .weight_decay = 1e-4,
                .schedule = train::schedule_kind::constant};
   train::strategies::whole_image_two_stage<model_t> strategy(model, so, 0.1);
-  B::context ctx(a.threads);
+  auto ctx = examples::make_context<B>(a.threads);
   train::trainer_options opt{.out_dir = a.out, .resume = a.resume, .checkpoint_every = a.checkpoint_every,
                              .progress = !a.quiet, .progress_stream = stderr};
   std::int64_t steps_here = 0;
@@ -938,7 +949,7 @@ outcome run_evaluate(const args& a) {
   require_both_classes(items, a.split, a);
   d.store->load(a.quiet);
   const image_source src(*d.store, data::test_set(items), a.batch, false, 0);
-  B::context ctx(a.threads);
+  auto ctx = examples::make_context<B>(a.threads);
   const std::vector<double> p = predict_probabilities<Config>(ctx, model, src);
   res.probabilities = p;
 
@@ -1075,7 +1086,7 @@ outcome run_predict(const args& a) {
   }
   store->load(a.quiet);
   const image_source src(*store, in_domains(items, a.domain), a.batch, false, 0);
-  B::context ctx(a.threads);
+  auto ctx = examples::make_context<B>(a.threads);
   const std::vector<double> p = predict_probabilities<Config>(ctx, model, src);
   std::string csv = "path,domain,p_cancer\n";
   for (std::size_t i = 0; i < p.size(); ++i) {
@@ -1175,11 +1186,12 @@ int smoke(const args& s) {
   return ok ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  args a = parse(argc, argv);
+/// The command on this translation unit's backend.
+int run(args a) {
   try {
+    // On a device, its absence is the first error (before data preparation or any allocation); the commands
+    // make their own contexts.
+    if constexpr (!B::is_host) (void)examples::make_context<B>(a.threads);
     if (a.cmd == command::smoke) return smoke(a);
     if (a.cmd != command::train) adopt_run_settings(a);
     return dispatch(a).exit_code;
@@ -1188,3 +1200,26 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace
+
+#ifdef MAMMOCL_EXAMPLE_ENTRY
+/// The program on another backend, called by the CPU build's main() for --device cuda.
+int MAMMOCL_EXAMPLE_ENTRY(int argc, char** argv) { return run(parse(argc, argv)); }
+#else
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+int whole_image_classifier_cuda_main(int argc, char** argv);  // whole_image_classifier_cuda.cpp
+#endif
+
+int main(int argc, char** argv) {
+  args a = parse(argc, argv);
+  if (a.device == examples::device_kind::cuda) {
+#if MAMMOCL_EXAMPLES_WITH_CUDA
+    return whole_image_classifier_cuda_main(argc, argv);
+#else
+    examples::no_cuda_build(prog);
+#endif
+  }
+  return run(std::move(a));
+}
+#endif

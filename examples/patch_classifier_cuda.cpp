@@ -1,0 +1,8 @@
+// patch_classifier on the CUDA backend: the same program text (patch_classifier.cpp) compiled with
+// B = cuda_backend in its own translation unit, so that it compiles in parallel with the CPU one and a
+// build without CUDA never sees it. patch_classifier's main() calls patch_classifier_cuda_main for
+// --device cuda.
+#define MAMMOCL_EXAMPLE_BACKEND_HEADER "mammocl/backend/cuda/cuda_backend.hpp"
+#define MAMMOCL_EXAMPLE_BACKEND mammocl::cuda_backend
+#define MAMMOCL_EXAMPLE_ENTRY patch_classifier_cuda_main
+#include "patch_classifier.cpp"
