@@ -879,8 +879,13 @@ struct cpu_backend_t {
     return std::max<index_t>(1, std::min<index_t>(n, 4096 / std::max<index_t>(p, 1)));
   }
 
-#ifndef MAMMOCL_CPU_EIGEN_GEMM
+  // With MAMMOCL_CPU_EIGEN_GEMM the convolutions go through im2col and Eigen's product, so that the
+  // Eigen build keeps testing that path; otherwise through the kernels below (MammoCL's GEMM kernel).
+#ifdef MAMMOCL_CPU_EIGEN_GEMM
+  static constexpr bool implicit_gemm = false;
+#else
   static constexpr bool implicit_gemm = true;
+#endif
   using kernel = detail::gemm_kernel<T>;
 
   /// Packs rows [pc, pc+kb) and columns [jc, jc+nb) (offset by col0) of the im2col matrix of images
@@ -1142,9 +1147,7 @@ struct cpu_backend_t {
         }
     });
   }
-#else
-  static constexpr bool implicit_gemm = false;  // Eigen's product has no packing hook: im2col + GEMM
-#endif
+
   static void gather_columns(context& ctx, const tensor_t& dy, index_t i0, index_t nc, index_t p, T* dst) {
     const index_t cout = dy.c();
     parallel_planes(ctx, cout * nc, [&](index_t q) {
