@@ -14,6 +14,7 @@
 #include <memory>
 #include <new>
 #include <span>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -762,6 +763,18 @@ struct cpu_backend_t {
 #pragma omp parallel for num_threads(ctx.threads()) schedule(static) if (count > 1)
     for (index_t q = 0; q < count; ++q) f(q);
   }
+  /// parallel_planes for `work` units (elements touched or multiply-adds) in all: small jobs stay on the
+  /// calling thread, since an OpenMP region costs microseconds, and far more when another process holds
+  /// one of the cores (every region ends in a barrier that waits for the descheduled thread).
+  template <class F>
+  static void parallel_planes_if(context& ctx, index_t count, double work, F&& f) {
+    if (work < parallel_work) {
+      for (index_t q = 0; q < count; ++q) f(q);
+      return;
+    }
+    parallel_planes(ctx, count, std::forward<F>(f));
+  }
+  static constexpr double parallel_work = 1 << 18;
   template <class F>
   static void parallel_items(context& ctx, const tensor_t& x, const tensor_t& y, F&& f) {
     MAMMOCL_EXPECTS(x.dims() == y.dims(), "elementwise op: shapes differ, ", x.dims(), " vs ", y.dims());
@@ -996,7 +1009,7 @@ struct cpu_backend_t {
     constexpr index_t NR = kernel::panel_width;
     const index_t cin = x.c(), h = x.h(), w = x.w(), wp = w + 2 * pad, q = (h + 2 * pad) * wp;
     const index_t blocks = (cin + NR - 1) / NR;
-    parallel_planes(ctx, blocks * nc, [&](index_t t) {
+    parallel_planes_if(ctx, blocks * nc, static_cast<double>(blocks * NR * nc * q), [&](index_t t) {
       const index_t b = t / nc, j = t % nc, c0 = b * NR, cn = std::min<index_t>(NR, cin - c0);
       T* dst = xb + b * stride_b + j * q * NR;
       std::fill(dst, dst + q * NR, T(0));
@@ -1031,7 +1044,7 @@ struct cpu_backend_t {
     // wpk[o][tap][ci][16]: 16 output channels of block o for input channel ci at one tap, zero-padded.
     T* wpk = ctx.scratch(static_cast<std::size_t>(cob * taps * cinp * NR), 1);
     const T* wsrc = w.data();
-    parallel_planes(ctx, cob, [&](index_t o) {
+    parallel_planes_if(ctx, cob, static_cast<double>(cob * taps * cinp * NR), [&](index_t o) {
       for (index_t tap = 0; tap < taps; ++tap)
         for (index_t ci = 0; ci < cinp; ++ci) {
           T* d = wpk + ((o * taps + tap) * cinp + ci) * NR;
@@ -1046,7 +1059,7 @@ struct cpu_backend_t {
     for (index_t i0 = 0; i0 < n; i0 += chunk) {
       const index_t nc = std::min(chunk, n - i0);
       pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b);
-      parallel_planes(ctx, nc * tiles, [&](index_t t) {
+      parallel_planes_if(ctx, nc * tiles, static_cast<double>(nc * rows * cob * NR * taps * cinp), [&](index_t t) {
         const index_t j = t / tiles, q0 = (t % tiles) * PX;
         const T* base = xb + (j * q + q0) * NR;
         for (index_t o = 0; o < cob; ++o) {
@@ -1105,7 +1118,7 @@ struct cpu_backend_t {
     for (index_t i0 = 0; i0 < n; i0 += chunk) {
       const index_t nc = std::min(chunk, n - i0), k = nc * q;
       pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b);
-      parallel_planes(ctx, cout * nc, [&](index_t t) {  // dy on the padded grid
+      parallel_planes_if(ctx, cout * nc, static_cast<double>(cout * k), [&](index_t t) {  // dy on the padded grid
         const index_t co = t / nc, j = t % nc;
         T* dst = dyp + co * k + j * q;
         const T* src = dy.item(i0 + j) + co * ho * wo;
@@ -1121,7 +1134,8 @@ struct cpu_backend_t {
                              bet, acc + tap * cout * cin + c0, cin);
         }
       };
-      const int th = std::min<int>(ctx.threads(), static_cast<int>(blocks));
+      const double macs = static_cast<double>(cout) * static_cast<double>(cin) * static_cast<double>(k * taps);
+      const int th = macs < parallel_work ? 1 : std::min<int>(ctx.threads(), static_cast<int>(blocks));
 #ifdef _OPENMP
       if (th > 1 && !omp_in_parallel()) {
         const index_t per = (blocks + th - 1) / th * NR;
@@ -1138,7 +1152,7 @@ struct cpu_backend_t {
 #endif
     }
     T* d = dw.data();
-    parallel_planes(ctx, cout, [&](index_t co) {
+    parallel_planes_if(ctx, cout, static_cast<double>(cout * cin * taps), [&](index_t co) {
       for (index_t ci = 0; ci < cin; ++ci)
         for (index_t tap = 0; tap < taps; ++tap) {
           T& o = d[(co * cin + ci) * taps + tap];
