@@ -46,6 +46,7 @@
 #include "mammocl/losses/supcon.hpp"
 #include "mammocl/models/densenet.hpp"
 #include "mammocl/train/strategies.hpp"
+#include "bench_cli.hpp"
 
 namespace {
 
@@ -91,14 +92,7 @@ struct options {
 
 template <class I>
 I parse_number(const char* argv0, std::string_view flag, std::string_view text, I lo) {
-  I v{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || end != text.data() + text.size() || v < lo) {
-    std::ostringstream os;
-    os << flag << " needs a number >= " << lo << ", got '" << text << "'";
-    usage(argv0, os.str());
-  }
-  return v;
+  return bench::parse_number<I>(usage, argv0, flag, text, lo);
 }
 
 options parse(int argc, char** argv) {

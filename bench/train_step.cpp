@@ -36,6 +36,7 @@
 
 #include "mammocl/mammocl.hpp"
 #include "mammocl/optim/sgd.hpp"
+#include "bench_cli.hpp"
 
 namespace {
 
@@ -79,14 +80,7 @@ struct options {
 
 template <class I>
 I parse_number(const char* argv0, std::string_view flag, std::string_view text, I lo) {
-  I v{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || end != text.data() + text.size() || v < lo) {
-    std::ostringstream os;
-    os << flag << " needs an integer >= " << lo << ", got '" << text << "'";
-    usage(argv0, os.str());
-  }
-  return v;
+  return bench::parse_number<I>(usage, argv0, flag, text, lo);
 }
 
 options parse(int argc, char** argv) {
