@@ -6,10 +6,9 @@
 #   bash scripts/gpu-check.sh [--quick] [--budget SECONDS] [--build-dir DIR] [--prefix DIR] [--jobs N]
 #                             [--no-examples] [--no-bench] [--unpack-only] [--help]
 #
-# Before the session, on the CPU machine, from the checkout: `bash /work/shared/device/prepare.sh` puts the
-# Debian packages the build needs (Eigen, Boost.Test, nlohmann-json) into .device/debs (git-ignored); the
-# GPU call carries .device. libpng-dev and zlib1g-dev are needed too (the top-level CMakeLists.txt requires
-# PNG); where the GPU machine lacks them, add them to .device/debs (docs/gpu_testing.md).
+# Before the session, on the CPU machine, from the checkout: `bash scripts/gpu-prepare.sh` puts the Debian
+# packages the build needs (Eigen, Boost.Test, nlohmann-json, libpng, zlib) into .device/debs (git-ignored);
+# the GPU call carries .device (docs/gpu_testing.md).
 #
 # Files written to $OUT (at most 8 come back from a device call): summary.txt, configure.log, build.log,
 # ctest-gpu.log, ctest-gpu.xml, examples.log, compare.log, compare.json.
@@ -80,7 +79,7 @@ if compgen -G ".device/debs/*.deb" >/dev/null; then
   done
   note "unpacked $ndebs package(s) from .device/debs into $prefix"
 else
-  note "no .device/debs: using the machine's own packages (run /work/shared/device/prepare.sh before the session)"
+  note "no .device/debs: using the machine's own packages (run scripts/gpu-prepare.sh before the session)"
 fi
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 export CMAKE_PREFIX_PATH="$prefix/usr:$prefix/usr/lib/$multiarch/cmake${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
