@@ -1034,6 +1034,10 @@ struct cpu_backend_t {
                                   const conv_geometry& g) {
     constexpr index_t NR = kernel::panel_width, PX = 6, L = 32 / sizeof(T), NV = NR / L;
     typedef T vec __attribute__((vector_size(32)));
+    const auto splat = [](vec& v, T s) {  // as in gemm.hpp: a constructor, which GCC turns into one broadcast
+      if constexpr (L == 8) v = vec{s, s, s, s, s, s, s, s};
+      else v = vec{s, s, s, s};
+    };
     const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), cout = w.dim(0), ho = y.h(), wo = y.w();
     const index_t wp = wd + 2 * g.pad, q = (h + 2 * g.pad) * wp, taps = g.kh * g.kw;
     const index_t blocks = (cin + NR - 1) / NR, cinp = blocks * NR, cob = (cout + NR - 1) / NR;
@@ -1074,12 +1078,13 @@ struct cpu_backend_t {
               const T* wb = w_tap + b * NR * NR;
               for (index_t c = 0; c < NR; ++c) {
                 vec bv[NV];
+#pragma GCC unroll 4
                 for (index_t v = 0; v < NV; ++v) std::memcpy(&bv[v], wb + c * NR + v * L, sizeof(vec));
-#pragma GCC unroll 6
+#pragma GCC unroll 8
                 for (index_t r = 0; r < PX; ++r) {
-                  const T s = a[r * NR + c];
                   vec av;
-                  for (index_t l = 0; l < L; ++l) av[l] = s;
+                  splat(av, a[r * NR + c]);
+#pragma GCC unroll 4
                   for (index_t v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
                 }
               }
