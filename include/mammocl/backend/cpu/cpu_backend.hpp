@@ -1130,13 +1130,19 @@ struct cpu_backend_t {
         std::fill(dst, dst + q, T(0));
         for (index_t oy = 0; oy < ho; ++oy) std::copy_n(src + oy * wo, wo, dst + oy * wp);
       });
-      const T bet = i0 == 0 ? T(0) : T(1);
+      // The taps go innermost, over one k block at a time: the taps' B operands are the same image block
+      // shifted by at most (kh-1)·Wp + kw-1 positions, so the image is read from memory once, not once per tap.
       const auto run = [&](index_t c0, index_t c1) {
         thread_local detail::gemm_workspace<T> ws;
-        for (index_t tap = 0; tap < taps; ++tap) {
-          const index_t off = (tap / g.kw) * wp + tap % g.kw;
-          kernel::run_panels(ws, false, cout, c1 - c0, k, T(1), dyp, k, xb + (c0 / NR) * stride_b + off * NR, stride_b,
-                             bet, acc + tap * cout * cin + c0, cin);
+        constexpr index_t KB = kernel::block_depth;
+        for (index_t p0 = 0; p0 < k; p0 += KB) {
+          const index_t kb = std::min(KB, k - p0);
+          const T bet = i0 == 0 && p0 == 0 ? T(0) : T(1);
+          for (index_t tap = 0; tap < taps; ++tap) {
+            const index_t off = (tap / g.kw) * wp + tap % g.kw;
+            kernel::run_panels(ws, false, cout, c1 - c0, kb, T(1), dyp + p0, k,
+                               xb + (c0 / NR) * stride_b + (p0 + off) * NR, stride_b, bet, acc + tap * cout * cin + c0, cin);
+          }
         }
       };
       const double macs = static_cast<double>(cout) * static_cast<double>(cin) * static_cast<double>(k * taps);

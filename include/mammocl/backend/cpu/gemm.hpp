@@ -136,11 +136,11 @@ class gemm_kernel {
               const long mm = std::min<long>(MR, mb - ir);
               const T* ap = ws.a.data() + (ir / MR) * MR * kb;
               if constexpr (TransC) {
-                micro<false, true>(kb, ap, bp, alpha, bet, c + (jc + jr) * ldc + ic + ir, ldc, mm, nn);
+                micro_rows<true>(kb, ap, bp, alpha, bet, c + (jc + jr) * ldc + ic + ir, ldc, mm, nn);
               } else {
                 T* cp = c + (ic + ir) * ldc + jc + jr;
-                if (mm == MR && nn == NR) micro<true, false>(kb, ap, bp, alpha, bet, cp, ldc, MR, NR);
-                else micro<false, false>(kb, ap, bp, alpha, bet, cp, ldc, mm, nn);
+                if (mm == MR && nn == NR) micro<MR, true, false>(kb, ap, bp, alpha, bet, cp, ldc, MR, NR);
+                else micro_rows<false>(kb, ap, bp, alpha, bet, cp, ldc, mm, nn);
               }
             }
           }
@@ -221,12 +221,22 @@ class gemm_kernel {
     if constexpr (L == 8) v = vec{x, x, x, x, x, x, x, x};
     else v = vec{x, x, x, x};
   }
-  /// C(mm x nn) = alpha·(Ap·Bp) + beta·C for one MR x NR tile.
-  template <bool Full, bool TransC>
-  static void micro(long kb, const T* ap, const T* bp, T alpha, T beta, T* c, long ldc, long mm, long nn) {
-    vec acc[MR][NV];
+  /// A tile of mm < MR rows (or of fewer than NR columns): the kernel for 2, 4 or 6 rows, whichever is the
+  /// smallest that covers mm, so that the 2-row tail of M = 32 or 128 (DenseNet's convolutions) costs a third
+  /// of a full tile's arithmetic instead of all of it.
+  template <bool TransC>
+  static void micro_rows(long kb, const T* ap, const T* bp, T alpha, T beta, T* c, long ldc, long mm, long nn) {
+    static_assert(MR == 6, "micro_rows assumes 6-row micro-tiles");
+    if (mm <= 2) micro<2, false, TransC>(kb, ap, bp, alpha, beta, c, ldc, mm, nn);
+    else if (mm <= 4) micro<4, false, TransC>(kb, ap, bp, alpha, beta, c, ldc, mm, nn);
+    else micro<MR, false, TransC>(kb, ap, bp, alpha, beta, c, ldc, mm, nn);
+  }
+  /// C(mm x nn) = alpha·(Ap·Bp) + beta·C for one tile of at most R (≤ MR) rows of an MR-row A panel.
+  template <int R, bool Full, bool TransC>
+  __attribute__((noinline)) static void micro(long kb, const T* ap, const T* bp, T alpha, T beta, T* c, long ldc, long mm, long nn) {
+    vec acc[R][NV];
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = vec{};
     for (long p = 0; p < kb; ++p) {
@@ -234,7 +244,7 @@ class gemm_kernel {
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) load(bv[v], bp + p * NR + v * L);
 #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
+      for (int r = 0; r < R; ++r) {
         vec av;
         splat(av, ap[p * MR + r]);
 #pragma GCC unroll 4
@@ -245,7 +255,7 @@ class gemm_kernel {
       vec va, vb;
       splat(va, alpha);
       splat(vb, beta);
-      for (int r = 0; r < MR; ++r)
+      for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v) {
           T* cp = c + r * ldc + v * L;
           vec res = va * acc[r][v];
@@ -257,8 +267,8 @@ class gemm_kernel {
           store(cp, res);
         }
     } else {
-      T tile[MR][NR];
-      for (int r = 0; r < MR; ++r)
+      T tile[R][NR];
+      for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v) store(&tile[r][v * L], acc[r][v]);
       for (long r = 0; r < mm; ++r)
         for (long j = 0; j < nn; ++j) {
