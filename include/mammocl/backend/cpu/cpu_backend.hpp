@@ -195,7 +195,7 @@ struct cpu_backend_t {
       for (index_t i = 0; i < x.n(); ++i)
         gemm(ctx, false, false, cout, p, cin, T(1), w.data(), cin, x.item(i), p, T(0), y.item(i), p);
     } else if (implicit_gemm && g.stride == 1) {
-      conv_forward_direct(ctx, x, w, y, g);
+      conv_forward_direct(ctx, x, w.data(), cout, y, g, T(0));
     } else if constexpr (implicit_gemm) {
       // The im2col matrix is never stored: the GEMM packs its panels straight from x (implicit GEMM).
       const index_t chunk = implicit_chunk(p, x.n());
@@ -247,26 +247,15 @@ struct cpu_backend_t {
     if constexpr (implicit_gemm) {
       if (g.stride == 1 && g.kh == g.kw && g.pad <= g.kh - 1) {
         // Stride 1: dx is the convolution of dy with the flipped, transposed filters and padding k-1-pad,
-        // computed as an implicit GEMM (M = Cin is large here, unlike the forward pass's Cout, so the
-        // GEMM's register tiles are well used; no column matrix, no scatter-add).
-        const index_t taps = g.kh * g.kw, kt = cout * taps, hw = dx.h() * dx.w();
-        T* wt = ctx.scratch(static_cast<std::size_t>(cin * kt), 0);
+        // computed by the direct kernel of the forward pass (no column matrix, no scatter-add).
+        const index_t taps = g.kh * g.kw, kt = cout * taps;
+        T* wt = ctx.scratch(static_cast<std::size_t>(cin * kt), 2);
         const T* wp = w.data();
         for (index_t ci = 0; ci < cin; ++ci)
           for (index_t co = 0; co < cout; ++co)
             for (index_t t = 0; t < taps; ++t) wt[ci * kt + co * taps + t] = wp[(co * cin + ci) * taps + (taps - 1 - t)];
         const conv_geometry gt{g.kh, g.kw, 1, g.kh - 1 - g.pad};
-        const index_t chunk = implicit_chunk(hw, dy.n());
-        T* out = chunk > 1 ? ctx.scratch(static_cast<std::size_t>(cin * chunk * hw), 1) : nullptr;
-        for (index_t i0 = 0; i0 < dy.n(); i0 += chunk) {
-          const index_t nc = std::min(chunk, dy.n() - i0);
-          if (nc == 1) {
-            conv_gemm(ctx, wt, cin, dy, i0, 1, gt, beta, dx.item(i0), hw);
-          } else {
-            conv_gemm(ctx, wt, cin, dy, i0, nc, gt, T(0), out, nc * hw);
-            scatter_columns(ctx, out, cin, nc, hw, dx, i0, beta);
-          }
-        }
+        conv_forward_direct(ctx, dy, wt, cin, dx, gt, beta);
         return;
       }
     }
@@ -1030,15 +1019,16 @@ struct cpu_backend_t {
   /// positions x 16 output channels then accumulates over every tap and input channel, reading the
   /// blocked image in place (tap (ky, kx) is the offset ky·Wp + kx on the padded grid). Nothing of the
   /// size of the im2col matrix is ever written; positions in the Wp − Wo padding columns are computed and dropped.
-  static void conv_forward_direct(context& ctx, const tensor_t& x, const tensor_t& w, const tensor_t& y,
-                                  const conv_geometry& g) {
+  /// w is (cout, Cin, kh, kw), contiguous; y = conv + beta·y.
+  static void conv_forward_direct(context& ctx, const tensor_t& x, const T* wsrc, index_t cout, const tensor_t& y,
+                                  const conv_geometry& g, T beta) {
     constexpr index_t NR = kernel::panel_width, PX = 6, L = 32 / sizeof(T), NV = NR / L;
     typedef T vec __attribute__((vector_size(32)));
     const auto splat = [](vec& v, T s) {  // as in gemm.hpp: a constructor, which GCC turns into one broadcast
       if constexpr (L == 8) v = vec{s, s, s, s, s, s, s, s};
       else v = vec{s, s, s, s};
     };
-    const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), cout = w.dim(0), ho = y.h(), wo = y.w();
+    const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), ho = y.h(), wo = y.w();
     const index_t wp = wd + 2 * g.pad, q = (h + 2 * g.pad) * wp, taps = g.kh * g.kw;
     const index_t blocks = (cin + NR - 1) / NR, cinp = blocks * NR, cob = (cout + NR - 1) / NR;
     const index_t margin = (g.kh - 1) * wp + (g.kw - 1) + PX;
@@ -1047,7 +1037,6 @@ struct cpu_backend_t {
     T* xb = ctx.scratch(static_cast<std::size_t>(blocks * stride_b), 0);
     // wpk[o][tap][ci][16]: 16 output channels of block o for input channel ci at one tap, zero-padded.
     T* wpk = ctx.scratch(static_cast<std::size_t>(cob * taps * cinp * NR), 1);
-    const T* wsrc = w.data();
     parallel_planes_if(ctx, cob, static_cast<double>(cob * taps * cinp * NR), [&](index_t o) {
       for (index_t tap = 0; tap < taps; ++tap)
         for (index_t ci = 0; ci < cinp; ++ci) {
@@ -1097,7 +1086,13 @@ struct cpu_backend_t {
             const index_t pos = q0 + r, oy = pos / wp, ox = pos % wp;
             if (pos >= rows || ox >= wo) continue;
             T* dst = y.item(i0 + j) + oy * wo + ox;
-            for (index_t c = 0; c < NR && o * NR + c < cout; ++c) dst[(o * NR + c) * ho * wo] = tile[r][c];
+            if (beta == T(0))
+              for (index_t c = 0; c < NR && o * NR + c < cout; ++c) dst[(o * NR + c) * ho * wo] = tile[r][c];
+            else
+              for (index_t c = 0; c < NR && o * NR + c < cout; ++c) {
+                T& d = dst[(o * NR + c) * ho * wo];
+                d = tile[r][c] + beta * d;
+              }
           }
         }
       });
