@@ -180,6 +180,40 @@ BOOST_AUTO_TEST_CASE(batch_norm_statistics_follow_pytorch) {
              boost::test_tools::tolerance(1e-5f));
 }
 
+BOOST_AUTO_TEST_CASE(batch_norm_statistics_are_accurate_far_from_zero) {
+  // One pass over x, shifted by an estimate of the mean taken from the first plane: check mean and
+  // 1/sqrt(var + eps) against double-precision two-pass statistics where a naive Σx² − (Σx)²/M in float
+  // would be useless: channel 0 is 1000 + 0.01·N(0,1); in channel 1 the first image sits 3σ above the others.
+  using F = cpu_backend;
+  F::context ctx(2);
+  const index_t n = 4, c = 2, hw = 300;
+  tensor<F> x(shape{n, c, 15, 20}), y(x.dims()), gamma(shape{c}), beta(shape{c}), mean(shape{c}), invstd(shape{c});
+  rng r(7);
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < hw; ++j) {
+      x.item(i)[j] = static_cast<float>(1000.0 + 0.01 * r.normal());
+      x.item(i)[hw + j] = static_cast<float>((i == 0 ? 3.0 : 0.0) + r.normal());
+    }
+  for (index_t ch = 0; ch < c; ++ch) {
+    gamma.data()[ch] = 1;
+    beta.data()[ch] = 0;
+  }
+  F::batch_norm_forward_train(ctx, x, gamma, beta, y, mean, invstd, nullptr, nullptr, 0.1, 1e-5, false);
+  for (index_t ch = 0; ch < c; ++ch) {
+    double s = 0, ss = 0;
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < hw; ++j) s += x.item(i)[ch * hw + j];
+    const double mu = s / static_cast<double>(n * hw);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < hw; ++j) ss += (x.item(i)[ch * hw + j] - mu) * (x.item(i)[ch * hw + j] - mu);
+    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(n * hw) + 1e-5);
+    BOOST_TEST_CONTEXT("channel " << ch) {
+      BOOST_TEST(mean.data()[ch] == mu, boost::test_tools::tolerance(1e-7));
+      BOOST_TEST(invstd.data()[ch] == inv, boost::test_tools::tolerance(1e-5));
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(pooling_matches_pytorch_conventions) {
   using F = cpu_backend;
   F::context ctx(1);

@@ -328,31 +328,29 @@ struct cpu_backend_t {
     const index_t n = x.n(), c = x.c(), hw = x.item_size() / c, m = n * hw;
     MAMMOCL_EXPECTS(m > 1, "batch_norm: training needs more than one value per channel, got input ", x.dims());
     parallel_planes(ctx, c, [&](index_t ch) {
-      double s = 0;
-      for (index_t i = 0; i < n; ++i) {
-        const T* p = x.item(i) + ch * hw;
-        T a = 0;
-#pragma omp simd reduction(+ : a)
-        for (index_t j = 0; j < hw; ++j) a += p[j];
-        s += a;
-      }
-      const double mean = s / static_cast<double>(m);
-      const T mean_t = static_cast<T>(mean);
-      // Shifted two-pass variance: with d = x − μ rounded to T, var = (Σd² − (Σd)²/M) / M, which removes
-      // the rounding of μ exactly; per-plane sums in T (vectorised), planes added in double.
+      // One pass over x for both statistics, shifted by K, the mean of the channel's first (up to) 256
+      // values: with d = x − K, μ = K + Σd/M and var = (Σd² − (Σd)²/M) / M. K is close to μ, so the
+      // subtraction cancels little (a factor 1 + ((K−μ)/σ)² of the sums' rounding), and a second read
+      // of x is saved. Per-plane sums in T (vectorised), planes added in double.
+      const T* first = x.item(0) + ch * hw;
+      const index_t ns = std::min<index_t>(hw, 256);
+      double k0 = 0;
+      for (index_t j = 0; j < ns; ++j) k0 += first[j];
+      const T shift = static_cast<T>(k0 / static_cast<double>(ns));
       double v = 0, dsum = 0;
       for (index_t i = 0; i < n; ++i) {
         const T* p = x.item(i) + ch * hw;
         T a = 0, b = 0;
 #pragma omp simd reduction(+ : a, b)
         for (index_t j = 0; j < hw; ++j) {
-          const T d = p[j] - mean_t;
+          const T d = p[j] - shift;
           a += d * d;
           b += d;
         }
         v += a;
         dsum += b;
       }
+      const double mean = static_cast<double>(shift) + dsum / static_cast<double>(m);
       v = std::max(0.0, v - dsum * dsum / static_cast<double>(m));
       const double var = v / static_cast<double>(m);
       const double inv = 1.0 / std::sqrt(var + eps);
