@@ -2,7 +2,8 @@
 // forward kernel (channel-blocked image, 6 x 16 register tiles), the implicit-GEMM input gradient, the
 // per-tap filter gradient and the im2col paths for other strides. Channel counts that are not multiples of
 // the 16-channel blocks, batches that span several chunks, tensors strided over the batch (views of a
-// concatenation buffer) and the beta accumulate arguments are all exercised, in float and double.
+// concatenation buffer) and the beta accumulate arguments are all exercised, in float and double. Max
+// pooling's unrolled interior search is checked against the plain rule (first maximum, last NaN) too.
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
@@ -175,6 +176,49 @@ BOOST_AUTO_TEST_CASE(results_do_not_depend_on_the_thread_count) {
     out.push_back(std::move(all));
   }
   BOOST_TEST(out[0] == out[1]);
+}
+
+BOOST_AUTO_TEST_CASE(max_pool_picks_the_first_maximum_or_the_last_nan) {
+  // Values from {0, 1, 2} (many ties) and a few NaNs; the reference scans each window in row-major order.
+  using B = cpu_backend;
+  B::context ctx(2);
+  rng r(11);
+  const pool_geometry geoms[] = {{3, 2, 1}, {3, 1, 0}, {3, 2, 0}, {3, 1, 1}, {2, 2, 0}};
+  for (const pool_geometry& g : geoms)
+    for (index_t hw : {5, 8, 13}) {
+      const index_t n = 2, c = 3, ho = g.out(hw);
+      tensor<B> x(shape{n, c, hw, hw}), y(shape{n, c, ho, ho}), dy(y.dims()), dx(x.dims());
+      for (index_t i = 0; i < x.numel(); ++i)
+        x.data()[i] = r.below(40) == 0 ? std::nanf("") : static_cast<float>(r.below(3));
+      for (index_t i = 0; i < dy.numel(); ++i) dy.data()[i] = static_cast<float>(1 + r.below(1000));
+      B::max_pool_forward(ctx, x, y, g);
+      B::fill(dx, 0.5f);
+      B::max_pool_backward(ctx, x, dy, dx, g, 1.0f);
+      std::vector<double> ref_dx(static_cast<std::size_t>(x.numel()), 0.5);
+      bool values_ok = true;
+      for (index_t q = 0; q < n * c; ++q) {
+        const float* src = x.data() + q * hw * hw;
+        for (index_t oy = 0; oy < ho; ++oy)
+          for (index_t ox = 0; ox < ho; ++ox) {
+            index_t best = -1;
+            for (index_t iy = oy * g.stride - g.pad; iy < oy * g.stride - g.pad + g.k; ++iy)
+              for (index_t ix = ox * g.stride - g.pad; ix < ox * g.stride - g.pad + g.k; ++ix) {
+                if (iy < 0 || iy >= hw || ix < 0 || ix >= hw) continue;
+                const float v = src[iy * hw + ix];
+                if (best < 0 || std::isnan(v) || (!std::isnan(src[best]) && v > src[best])) best = iy * hw + ix;
+              }
+            const float got = y.data()[q * ho * ho + oy * ho + ox], want = src[best];
+            values_ok = values_ok && (std::isnan(want) ? std::isnan(got) : got == want);
+            ref_dx[static_cast<std::size_t>(q * hw * hw + best)] += dy.data()[q * ho * ho + oy * ho + ox];
+          }
+      }
+      index_t dx_wrong = 0;
+      for (index_t i = 0; i < x.numel(); ++i) dx_wrong += dx.data()[i] != static_cast<float>(ref_dx[static_cast<std::size_t>(i)]);
+      BOOST_TEST_CONTEXT("k " << g.k << " stride " << g.stride << " pad " << g.pad << " size " << hw) {
+        BOOST_TEST(values_ok);
+        BOOST_TEST(dx_wrong == 0);
+      }
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

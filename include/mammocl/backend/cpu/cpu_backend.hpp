@@ -500,8 +500,7 @@ struct cpu_backend_t {
     parallel_planes(ctx, x.n() * c, [&](index_t q) {
       const T* src = x.item(q / c) + (q % c) * h * w;
       T* dst = y.item(q / c) + (q % c) * ho * wo;
-      for (index_t oy = 0; oy < ho; ++oy)
-        for (index_t ox = 0; ox < wo; ++ox) dst[oy * wo + ox] = src[argmax_window(src, h, w, oy, ox, g)];
+      for_each_window(src, h, w, ho, wo, g, [&](index_t o, index_t a) { dst[o] = src[a]; });
     });
   }
   /// dx = scatter of dy to each window's first maximum (+ beta·dx).
@@ -513,8 +512,7 @@ struct cpu_backend_t {
       const T* d = dy.item(q / c) + (q % c) * ho * wo;
       T* o = dx.item(q / c) + (q % c) * h * w;
       if (beta == T(0)) std::fill(o, o + h * w, T(0)); else if (beta != T(1)) for (index_t j = 0; j < h * w; ++j) o[j] *= beta;
-      for (index_t oy = 0; oy < ho; ++oy)
-        for (index_t ox = 0; ox < wo; ++ox) o[argmax_window(src, h, w, oy, ox, g)] += d[oy * wo + ox];
+      for_each_window(src, h, w, ho, wo, g, [&](index_t out, index_t a) { o[a] += d[out]; });
     });
   }
   /// Average pooling (floor mode); padded positions count in the divisor (PyTorch's count_include_pad).
@@ -778,6 +776,38 @@ struct cpu_backend_t {
       for (index_t j = 0; j < k; ++j) { const T v = x[j] * a + b; y[j] = v > T(0) ? v : T(0); }
     else
       for (index_t j = 0; j < k; ++j) y[j] = x[j] * a + b;
+  }
+  /// f(output index, index of its window's maximum in src) for every output position, in order. Windows
+  /// that lie inside the image take an unrolled, branch-free search when the window is 3x3 (DenseNet's
+  /// pool0); the result is the generic search's: the first maximum, or the last NaN.
+  template <class F>
+  static void for_each_window(const T* src, index_t h, index_t w, index_t ho, index_t wo, const pool_geometry& g,
+                              F&& f) {
+    const index_t s = g.stride, pad = g.pad;
+    // Interior outputs: oy·s − pad ≥ 0 and oy·s − pad + k ≤ h (likewise in x).
+    const auto hi = [&](index_t n) { return n + pad - g.k < 0 ? index_t{0} : (n + pad - g.k) / s + 1; };
+    const index_t lo = (pad + s - 1) / s, yhi = std::min(ho, hi(h)), xhi = std::min(wo, hi(w));
+    for (index_t oy = 0; oy < ho; ++oy) {
+      const bool yin = g.k == 3 && oy >= lo && oy < yhi;
+      for (index_t ox = 0; ox < wo; ++ox) {
+        if (yin && ox >= lo && ox < xhi) {
+          const index_t base = (oy * s - pad) * w + ox * s - pad;
+          index_t best = base;
+          T bv = src[base];
+#pragma GCC unroll 9
+          for (int t = 1; t < 9; ++t) {
+            const index_t idx = base + (t / 3) * w + t % 3;
+            const T v = src[idx];
+            const bool take = v > bv || v != v;
+            best = take ? idx : best;
+            bv = take ? v : bv;
+          }
+          f(oy * wo + ox, best);
+        } else {
+          f(oy * wo + ox, argmax_window(src, h, w, oy, ox, g));
+        }
+      }
+    }
   }
   static index_t argmax_window(const T* src, index_t h, index_t w, index_t oy, index_t ox, const pool_geometry& g) {
     const index_t y0 = oy * g.stride - g.pad, x0 = ox * g.stride - g.pad;
