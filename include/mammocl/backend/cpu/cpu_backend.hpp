@@ -1080,47 +1080,72 @@ struct cpu_backend_t {
     for (index_t i0 = 0; i0 < n; i0 += chunk) {
       const index_t nc = std::min(chunk, n - i0);
       pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b);
-      parallel_planes_if(ctx, nc * tiles, static_cast<double>(nc * rows * cob * NR * taps * cinp), [&](index_t t) {
-        const index_t j = t / tiles, q0 = (t % tiles) * PX;
-        const T* base = xb + (j * q + q0) * NR;
-        for (index_t o = 0; o < cob; ++o) {
-          vec acc[PX][NV];
-          for (index_t r = 0; r < PX; ++r)
-            for (index_t v = 0; v < NV; ++v) acc[r][v] = vec{};
-          for (index_t tap = 0; tap < taps; ++tap) {
-            const T* a_tap = base + ((tap / g.kw) * wp + tap % g.kw) * NR;
-            const T* w_tap = wpk + (o * taps + tap) * cinp * NR;
-            for (index_t b = 0; b < blocks; ++b) {
-              const T* a = a_tap + b * stride_b;
-              const T* wb = w_tap + b * NR * NR;
-              for (index_t c = 0; c < NR; ++c) {
-                vec bv[NV];
+      // With many output blocks (the input gradient: Cin = 128 outputs from 32 channels), the output block
+      // goes outermost, so that its packed filters stay in L1 and each thread writes whole channel planes
+      // in order; with few (the forward pass: 32 outputs from up to 1024 channels), every block of a tile is
+      // computed while the tile's image rows are in cache.
+      const bool o_outer = cob >= 4;
+      // Tiles go in groups of G: a group's results are staged per output channel and written as runs of up
+      // to G·PX positions, not 6 at a time into 16 planes that may lie a power of two apart (128 x 128
+      // planes: 64 KiB, the same cache set).
+      constexpr index_t G = 8;
+      const index_t tgroups = (tiles + G - 1) / G, per_o = nc * tgroups;
+      const index_t items = (o_outer ? cob : 1) * per_o;
+      parallel_planes_if(ctx, items, static_cast<double>(nc * rows * cob * NR * taps * cinp), [&](index_t t) {
+        const index_t u = t % per_o, j = u / tgroups, tile0 = (u % tgroups) * G, tile1 = std::min(tiles, tile0 + G);
+        const index_t o_begin = o_outer ? t / per_o : 0, o_end = o_outer ? o_begin + 1 : cob;
+        T stage[NR][G * PX];
+        for (index_t o = o_begin; o < o_end; ++o) {
+          for (index_t tl = tile0; tl < tile1; ++tl) {
+            const T* base = xb + (j * q + tl * PX) * NR;
+            vec acc[PX][NV];
+            for (index_t r = 0; r < PX; ++r)
+              for (index_t v = 0; v < NV; ++v) acc[r][v] = vec{};
+            for (index_t tap = 0; tap < taps; ++tap) {
+              const T* a_tap = base + ((tap / g.kw) * wp + tap % g.kw) * NR;
+              const T* w_tap = wpk + (o * taps + tap) * cinp * NR;
+              for (index_t b = 0; b < blocks; ++b) {
+                const T* a = a_tap + b * stride_b;
+                const T* wb = w_tap + b * NR * NR;
+                for (index_t c = 0; c < NR; ++c) {
+                  vec bv[NV];
 #pragma GCC unroll 4
-                for (index_t v = 0; v < NV; ++v) std::memcpy(&bv[v], wb + c * NR + v * L, sizeof(vec));
+                  for (index_t v = 0; v < NV; ++v) std::memcpy(&bv[v], wb + c * NR + v * L, sizeof(vec));
 #pragma GCC unroll 8
-                for (index_t r = 0; r < PX; ++r) {
-                  vec av;
-                  splat(av, a[r * NR + c]);
+                  for (index_t r = 0; r < PX; ++r) {
+                    vec av;
+                    splat(av, a[r * NR + c]);
 #pragma GCC unroll 4
-                  for (index_t v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+                    for (index_t v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+                  }
                 }
               }
             }
+            T tile[PX][NR];
+            for (index_t r = 0; r < PX; ++r)
+              for (index_t v = 0; v < NV; ++v) std::memcpy(&tile[r][v * L], &acc[r][v], sizeof(vec));
+            const index_t col = (tl - tile0) * PX;
+            for (index_t c = 0; c < NR; ++c)
+              for (index_t r = 0; r < PX; ++r) stage[c][col + r] = tile[r][c];
           }
-          T tile[PX][NR];
-          for (index_t r = 0; r < PX; ++r)
-            for (index_t v = 0; v < NV; ++v) std::memcpy(&tile[r][v * L], &acc[r][v], sizeof(vec));
-          for (index_t r = 0; r < PX; ++r) {
-            const index_t pos = q0 + r, oy = pos / wp, ox = pos % wp;
-            if (pos >= rows || ox >= wo) continue;
-            T* dst = y.item(i0 + j) + oy * wo + ox;
-            if (beta == T(0))
-              for (index_t c = 0; c < NR && o * NR + c < cout; ++c) dst[(o * NR + c) * ho * wo] = tile[r][c];
-            else
-              for (index_t c = 0; c < NR && o * NR + c < cout; ++c) {
-                T& d = dst[(o * NR + c) * ho * wo];
-                d = tile[r][c] + beta * d;
+          // Write the group's positions q0 .. q1 (padded-width grid) channel by channel, one output row
+          // segment at a time; the Wp − Wo padding columns are dropped.
+          const index_t q0 = tile0 * PX, q1 = std::min(rows, tile1 * PX);
+          for (index_t c = 0; c < NR && o * NR + c < cout; ++c) {
+            T* plane = y.item(i0 + j) + (o * NR + c) * ho * wo;
+            for (index_t pos = q0; pos < q1;) {
+              const index_t oy = pos / wp, ox = pos % wp, run_end = std::min(q1, oy * wp + wp);
+              if (ox < wo) {
+                const index_t len = std::min(run_end, oy * wp + wo) - pos;
+                T* d = plane + oy * wo + ox;
+                const T* sv = &stage[c][pos - q0];
+                if (beta == T(0))
+                  for (index_t e = 0; e < len; ++e) d[e] = sv[e];
+                else
+                  for (index_t e = 0; e < len; ++e) d[e] = sv[e] + beta * d[e];
               }
+              pos = run_end;
+            }
           }
         }
       });
