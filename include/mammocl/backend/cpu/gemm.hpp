@@ -9,7 +9,12 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace mammocl::detail {
 
@@ -177,7 +182,19 @@ class gemm_kernel {
         const T* rows[NR];
         for (long j = 0; j < NR; ++j) rows[j] = j < nn ? b + (jc + j0 + j) * ldb + pc : nullptr;
         if (nn == NR) {
-          for (long p = 0; p < kb; ++p)
+          long p = 0;
+#if defined(__AVX__)
+          if constexpr (std::is_same_v<T, float> && NR == 16) {  // 8 x 8 blocks transposed in registers
+            for (; p + 8 <= kb; p += 8)
+              for (int half = 0; half < 2; ++half) {
+                __m256 r[8];
+                for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(rows[half * 8 + j] + p);
+                transpose8(r);
+                for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + (p + q) * NR + half * 8, r[q]);
+              }
+          }
+#endif
+          for (; p < kb; ++p)
 #pragma GCC unroll 16
             for (long j = 0; j < NR; ++j) d[p * NR + j] = rows[j][p];
         } else {
@@ -196,7 +213,22 @@ class gemm_kernel {
         const T* rows[MR];
         for (long i = 0; i < MR; ++i) rows[i] = i < mm ? a + (ic + i0 + i) * lda + pc : nullptr;
         if (mm == MR) {
-          for (long p = 0; p < kb; ++p)
+          long p = 0;
+#if defined(__AVX__)
+          if constexpr (std::is_same_v<T, float> && MR == 6) {  // 6 rows (and 2 unused) transposed in registers
+            for (; p + 8 <= kb; p += 8) {
+              __m256 r[8];
+              for (int i = 0; i < 6; ++i) r[i] = _mm256_loadu_ps(rows[i] + p);
+              r[6] = r[7] = _mm256_setzero_ps();
+              transpose8(r);
+              for (int q = 0; q < 8; ++q) {
+                _mm_storeu_ps(d + (p + q) * MR, _mm256_castps256_ps128(r[q]));
+                _mm_storel_pi(reinterpret_cast<__m64*>(d + (p + q) * MR + 4), _mm256_extractf128_ps(r[q], 1));
+              }
+            }
+          }
+#endif
+          for (; p < kb; ++p)
 #pragma GCC unroll 8
             for (long i = 0; i < MR; ++i) d[p * MR + i] = rows[i][p];
         } else {
@@ -214,6 +246,26 @@ class gemm_kernel {
       }
     }
   }
+#if defined(__AVX__)
+  /// r[q][j] ← r[j][q]: an 8 x 8 transpose in registers.
+  static void transpose8(__m256 (&r)[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; ++i) {
+      u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; ++i) {
+      r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+      r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+  }
+#endif
   // Vectors go through references only: passing them by value would tie the helpers to an AVX ABI.
   static void load(vec& v, const T* p) { std::memcpy(&v, p, sizeof v); }
   static void store(T* p, const vec& v) { std::memcpy(p, &v, sizeof v); }
