@@ -1029,15 +1029,16 @@ struct cpu_backend_t {
     parallel_planes_if(ctx, blocks * nc, static_cast<double>(blocks * NR * nc * q), [&](index_t t) {
       const index_t b = t / nc, j = t % nc, c0 = b * NR, cn = std::min<index_t>(NR, cin - c0);
       T* dst = xb + b * stride_b + j * q * NR;
-      std::fill(dst, dst + q * NR, T(0));
-      for (index_t c = 0; c < cn; ++c) {
-        const T* src = x.item(i0 + j) + (c0 + c) * h * w;
-        for (index_t iy = 0; iy < h; ++iy) {
-          T* d = dst + ((iy + pad) * wp + pad) * NR + c;
-          const T* s = src + iy * w;
-          for (index_t ix = 0; ix < w; ++ix) d[ix * NR] = s[ix];
-        }
+      // Zero only the padding; each image row is the GEMM's transposed panel packing of NR channel rows
+      // (in-register transposes where available), written position by position.
+      std::fill(dst, dst + pad * wp * NR, T(0));
+      for (index_t iy = 0; iy < h; ++iy) {
+        T* row = dst + (iy + pad) * wp * NR;
+        std::fill(row, row + pad * NR, T(0));
+        kernel::pack_b(true, x.item(i0 + j), h * w, iy * w, c0, w, cn, row + pad * NR);
+        std::fill(row + (pad + w) * NR, row + wp * NR, T(0));
       }
+      std::fill(dst + (h + pad) * wp * NR, dst + q * NR, T(0));
       if (j == nc - 1) std::fill(dst + q * NR, dst + (q + margin) * NR, T(0));
     });
   }

@@ -104,6 +104,51 @@ class gemm_kernel {
   /// Depth of the k blocks that run_packed_b asks for.
   static constexpr long block_depth = KC;
 
+  /// B block (rows pc.., columns jc..) into column panels of NR: panel q holds, for each p, NR values.
+  /// Public because a convolution uses it to store images channel-blocked (tb: NR channel rows side by side).
+  static void pack_b(bool tb, const T* b, long ldb, long pc, long jc, long kb, long nb, T* dst) {
+    for (long j0 = 0; j0 < nb; j0 += NR) {
+      const long nn = std::min<long>(NR, nb - j0);
+      T* d = dst + (j0 / NR) * NR * kb;
+      if (!tb) {
+        if (nn == NR) {
+          for (long p = 0; p < kb; ++p) std::memcpy(d + p * NR, b + (pc + p) * ldb + jc + j0, sizeof(T) * NR);
+        } else {
+          for (long p = 0; p < kb; ++p) {
+            const T* s = b + (pc + p) * ldb + jc + j0;
+            T* o = d + p * NR;
+            long j = 0;
+            for (; j < nn; ++j) o[j] = s[j];
+            for (; j < NR; ++j) o[j] = T(0);
+          }
+        }
+      } else {
+        // Bᵀ is stored: NR source rows are read side by side, each contiguously, and the panel is written in order.
+        const T* rows[NR];
+        for (long j = 0; j < NR; ++j) rows[j] = j < nn ? b + (jc + j0 + j) * ldb + pc : nullptr;
+        if (nn == NR) {
+          long p = 0;
+#if defined(__AVX__)
+          if constexpr (std::is_same_v<T, float> && NR == 16) {  // 8 x 8 blocks transposed in registers
+            for (; p + 8 <= kb; p += 8)
+              for (int half = 0; half < 2; ++half) {
+                __m256 r[8];
+                for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(rows[half * 8 + j] + p);
+                transpose8(r);
+                for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + (p + q) * NR + half * 8, r[q]);
+              }
+          }
+#endif
+          for (; p < kb; ++p)
+#pragma GCC unroll 16
+            for (long j = 0; j < NR; ++j) d[p * NR + j] = rows[j][p];
+        } else {
+          for (long p = 0; p < kb; ++p)
+            for (long j = 0; j < NR; ++j) d[p * NR + j] = j < nn ? rows[j][p] : T(0);
+        }
+      }
+    }
+  }
  private:
   /// Where the B panels of one (k block, column block) lie: panel i at base + i·stride.
   struct panels {
@@ -158,50 +203,6 @@ class gemm_kernel {
       T* r = c + i * ldc;
       if (beta == T(0)) std::fill(r, r + n, T(0));
       else for (long j = 0; j < n; ++j) r[j] *= beta;
-    }
-  }
-  /// B block (rows pc.., columns jc..) into column panels of NR: panel q holds, for each p, NR values.
-  static void pack_b(bool tb, const T* b, long ldb, long pc, long jc, long kb, long nb, T* dst) {
-    for (long j0 = 0; j0 < nb; j0 += NR) {
-      const long nn = std::min<long>(NR, nb - j0);
-      T* d = dst + (j0 / NR) * NR * kb;
-      if (!tb) {
-        if (nn == NR) {
-          for (long p = 0; p < kb; ++p) std::memcpy(d + p * NR, b + (pc + p) * ldb + jc + j0, sizeof(T) * NR);
-        } else {
-          for (long p = 0; p < kb; ++p) {
-            const T* s = b + (pc + p) * ldb + jc + j0;
-            T* o = d + p * NR;
-            long j = 0;
-            for (; j < nn; ++j) o[j] = s[j];
-            for (; j < NR; ++j) o[j] = T(0);
-          }
-        }
-      } else {
-        // Bᵀ is stored: NR source rows are read side by side, each contiguously, and the panel is written in order.
-        const T* rows[NR];
-        for (long j = 0; j < NR; ++j) rows[j] = j < nn ? b + (jc + j0 + j) * ldb + pc : nullptr;
-        if (nn == NR) {
-          long p = 0;
-#if defined(__AVX__)
-          if constexpr (std::is_same_v<T, float> && NR == 16) {  // 8 x 8 blocks transposed in registers
-            for (; p + 8 <= kb; p += 8)
-              for (int half = 0; half < 2; ++half) {
-                __m256 r[8];
-                for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(rows[half * 8 + j] + p);
-                transpose8(r);
-                for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + (p + q) * NR + half * 8, r[q]);
-              }
-          }
-#endif
-          for (; p < kb; ++p)
-#pragma GCC unroll 16
-            for (long j = 0; j < NR; ++j) d[p * NR + j] = rows[j][p];
-        } else {
-          for (long p = 0; p < kb; ++p)
-            for (long j = 0; j < NR; ++j) d[p * NR + j] = j < nn ? rows[j][p] : T(0);
-        }
-      }
     }
   }
   /// A block (rows ic.., columns pc..) into row panels of MR: panel q holds, for each p, MR values.
