@@ -146,6 +146,7 @@ const conv_case cases[] = {
     {2, 3, 8, 15, 13, 7, 2, 3},     // conv0's 7x7 stride 2 (im2col path)
     {2, 4, 6, 9, 8, 3, 2, 1},       // 3x3 stride 2
     {1, 3, 4, 6, 6, 2, 2, 0},       // 2x2 stride 2, no padding
+    {4, 40, 36, 12, 13, 1, 1, 0},   // 1x1: whole images per thread
 };
 
 }  // namespace
@@ -169,27 +170,33 @@ BOOST_AUTO_TEST_CASE(double_kernels_match_direct_sums) {
 }
 
 BOOST_AUTO_TEST_CASE(results_do_not_depend_on_the_thread_count) {
-  // Every output element is computed by one thread in a fixed order, so 1 and 2 threads agree exactly.
-  const conv_case c{3, 24, 20, 10, 9, 3, 1, 1};
-  const conv_geometry g{3, 3, 1, 1};
-  rng r(5);
-  tensor<cpu_backend> x(shape{c.n, c.cin, c.h, c.w}), w(shape{c.cout, c.cin, 3, 3}), dy(shape{c.n, c.cout, c.h, c.w});
-  fill_normal(x, r);
-  fill_normal(w, r);
-  fill_normal(dy, r);
-  std::vector<std::vector<float>> out;
-  for (int threads : {1, 2}) {
-    cpu_backend::context ctx(threads);
-    tensor<cpu_backend> y(dy.dims()), dx(x.dims()), dw(w.dims());
-    cpu_backend::conv2d_forward(ctx, x, w, nullptr, y, g);
-    cpu_backend::conv2d_backward_data(ctx, dy, w, dx, g, 0.0f);
-    cpu_backend::conv2d_backward_filter(ctx, x, dy, dw, nullptr, g, 0.0f);
-    std::vector<float> all(y.data(), y.data() + y.numel());
-    all.insert(all.end(), dx.data(), dx.data() + dx.numel());
-    all.insert(all.end(), dw.data(), dw.data() + dw.numel());
-    out.push_back(std::move(all));
+  // Every output element is computed by one thread in a fixed order, so 1 and 2 threads agree exactly. The
+  // 1x1 cases are large enough to be parallel: 4 images of 16 x 16 go whole to the threads, 3 images and
+  // 40 x 40 maps are each split.
+  const conv_case cases_t[] = {{3, 24, 20, 10, 9, 3, 1, 1}, {4, 64, 64, 16, 16, 1, 1, 0}, {3, 64, 64, 16, 16, 1, 1, 0},
+                               {2, 64, 64, 40, 40, 1, 1, 0}};
+  for (const conv_case& c : cases_t) {
+    const conv_geometry g{c.k, c.k, c.stride, c.pad};
+    rng r(5);
+    tensor<cpu_backend> x(shape{c.n, c.cin, c.h, c.w}), w(shape{c.cout, c.cin, c.k, c.k}),
+        dy(shape{c.n, c.cout, g.out_h(c.h), g.out_w(c.w)});
+    fill_normal(x, r);
+    fill_normal(w, r);
+    fill_normal(dy, r);
+    std::vector<std::vector<float>> out;
+    for (int threads : {1, 2}) {
+      cpu_backend::context ctx(threads);
+      tensor<cpu_backend> y(dy.dims()), dx(x.dims()), dw(w.dims());
+      cpu_backend::conv2d_forward(ctx, x, w, nullptr, y, g);
+      cpu_backend::conv2d_backward_data(ctx, dy, w, dx, g, 0.0f);
+      cpu_backend::conv2d_backward_filter(ctx, x, dy, dw, nullptr, g, 0.0f);
+      std::vector<float> all(y.data(), y.data() + y.numel());
+      all.insert(all.end(), dx.data(), dx.data() + dx.numel());
+      all.insert(all.end(), dw.data(), dw.data() + dw.numel());
+      out.push_back(std::move(all));
+    }
+    BOOST_TEST_CONTEXT("n " << c.n << " k " << c.k) { BOOST_TEST(out[0] == out[1]); }
   }
-  BOOST_TEST(out[0] == out[1]);
 }
 
 BOOST_AUTO_TEST_CASE(max_pool_picks_the_first_maximum_or_the_last_nan) {
