@@ -1082,12 +1082,8 @@ struct cpu_backend_t {
   /// w is (cout, Cin, kh, kw), contiguous; y = conv + beta·y.
   static void conv_forward_direct(context& ctx, const tensor_t& x, const T* wsrc, index_t cout, const tensor_t& y,
                                   const conv_geometry& g, T beta) {
-    constexpr index_t NR = kernel::panel_width, PX = 6, L = 32 / sizeof(T), NV = NR / L;
-    typedef T vec __attribute__((vector_size(32)));
-    const auto splat = [](vec& v, T s) {  // as in gemm.hpp: a constructor, which GCC turns into one broadcast
-      if constexpr (L == 8) v = vec{s, s, s, s, s, s, s, s};
-      else v = vec{s, s, s, s};
-    };
+    constexpr index_t NR = kernel::panel_width, PX = 6, L = 32 / sizeof(T), NV = kernel::vectors_per_panel_row;
+    using vec = typename kernel::vector_type;
     const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), ho = y.h(), wo = y.w();
     const index_t wp = wd + 2 * g.pad, q = (h + 2 * g.pad) * wp, taps = g.kh * g.kw;
     const index_t blocks = (cin + NR - 1) / NR, cinp = blocks * NR, cob = (cout + NR - 1) / NR;
@@ -1139,18 +1135,7 @@ struct cpu_backend_t {
               for (index_t b = 0; b < blocks; ++b) {
                 const T* a = a_tap + b * stride_b;
                 const T* wb = w_tap + b * NR * NR;
-                for (index_t c = 0; c < NR; ++c) {
-                  vec bv[NV];
-#pragma GCC unroll 4
-                  for (index_t v = 0; v < NV; ++v) std::memcpy(&bv[v], wb + c * NR + v * L, sizeof(vec));
-#pragma GCC unroll 8
-                  for (index_t r = 0; r < PX; ++r) {
-                    vec av;
-                    splat(av, a[r * NR + c]);
-#pragma GCC unroll 4
-                    for (index_t v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
-                  }
-                }
+                for (index_t c = 0; c < NR; ++c) kernel::template rank1_update<PX>(acc, a + c, NR, wb + c * NR);
               }
             }
             T tile[PX][NR];

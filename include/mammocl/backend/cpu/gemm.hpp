@@ -99,6 +99,26 @@ class gemm_kernel {
                         beta, c, ldc);
   }
 
+  using vector_type = vec;
+  static constexpr long vectors_per_panel_row = NV;
+  /// acc[r][·] += a[r·a_stride] · b[0 .. NR) for r < R: one step of an R x NR register tile (R broadcasts,
+  /// NV loads, R·NV FMAs). Shared by the micro-kernel and the direct convolution; always inlined, since a
+  /// call would pass the accumulators through memory.
+  template <int R>
+  __attribute__((always_inline)) static inline void rank1_update(vec (&acc)[R][NV], const T* a, long a_stride,
+                                                                 const T* b) {
+    vec bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) load(bv[v], b + v * L);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      vec av;
+      splat(av, a[r * a_stride]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+
   /// Width of the B panels that a packing function of run_packed_b writes.
   static constexpr long panel_width = NR;
   /// Depth of the k blocks that run_packed_b asks for.
@@ -292,18 +312,7 @@ class gemm_kernel {
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = vec{};
-    for (long p = 0; p < kb; ++p) {
-      vec bv[NV];
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) load(bv[v], bp + p * NR + v * L);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        vec av;
-        splat(av, ap[p * MR + r]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
-      }
-    }
+    for (long p = 0; p < kb; ++p) rank1_update<R>(acc, ap + p * MR, 1, bp + p * NR);
     if constexpr (Full) {
       vec va, vb;
       splat(va, alpha);
