@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -110,9 +111,10 @@ struct cpu_backend_t {
   // ---------------------------------------------------------------- matrix products
 
   /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is MxK, op(B) is KxN, C is MxN.
-  /// Large products are split into one block of rows or columns per thread, each computed by a
-  /// single-threaded kernel: no thread synchronises inside the product, and every element of C
-  /// is computed by one thread in a fixed order (deterministic for a given thread count).
+  /// Large products are cut into blocks of columns (or of rows, when M > N), each computed by a
+  /// single-threaded kernel; the threads take the blocks in turn (see `piece_size`). No thread
+  /// synchronises inside the product, and every element of C is computed by one kernel call in a fixed
+  /// order: the result does not depend on the thread count or on which thread took which block.
   static void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                    index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
     const int t = ctx.threads();
@@ -121,20 +123,21 @@ struct cpu_backend_t {
     if (t > 1 && work >= 1.0e6 && !omp_in_parallel()) {
       const bool by_cols = n >= m;
       const index_t extent = by_cols ? n : m;
-      const index_t align = by_cols ? 16 : 24;
-      const index_t per = ((extent + t - 1) / t + align - 1) / align * align;
-#pragma omp parallel num_threads(t)
-      {
-        const index_t i0 = std::min<index_t>(extent, per * omp_get_thread_num());
-        const index_t i1 = std::min<index_t>(extent, i0 + per);
-        if (i1 > i0) {
-          if (by_cols)
-            gemm_serial(trans_a, trans_b, m, i1 - i0, k, alpha, a, lda, trans_b ? b + i0 * ldb : b + i0, ldb, beta,
-                        c + i0, ldc);
-          else
-            gemm_serial(trans_a, trans_b, i1 - i0, n, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
-                        c + i0 * ldc, ldc);
-        }
+      // Column blocks of at least 256 re-pack A (M x K) once each, which costs under 1/256 of their
+      // multiply-adds. A row block re-packs B (K x N), which is the large operand here, so rows are cut
+      // only into one block per thread (whole 6-row micro-tiles).
+      const index_t step = by_cols ? piece_size(extent, t, 256, kernel::panel_width)
+                                   : piece_size(extent, t, (extent + t - 1) / t, 24);
+      const index_t count = (extent + step - 1) / step;
+#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
+      for (index_t q = 0; q < count; ++q) {
+        const index_t i0 = q * step, i1 = std::min<index_t>(extent, i0 + step);
+        if (by_cols)
+          gemm_serial(trans_a, trans_b, m, i1 - i0, k, alpha, a, lda, trans_b ? b + i0 * ldb : b + i0, ldb, beta,
+                      c + i0, ldc);
+        else
+          gemm_serial(trans_a, trans_b, i1 - i0, n, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
+                      c + i0 * ldc, ldc);
       }
       return;
     }
@@ -142,6 +145,18 @@ struct cpu_backend_t {
     (void)t;
     (void)work;
     gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+
+  /// The size of the pieces `extent` units of work are cut into for `threads` threads that take them in turn:
+  /// about 8 per thread, at least `min_piece` (but no more than an even share), a multiple of `align`.
+  /// Threads taking pieces as they finish,
+  /// rather than one fixed share each, keeps both cores busy when one runs slower than the other: on shared
+  /// machines a core whose sibling hyperthread belongs to another tenant was measured 25-30 % slower than the
+  /// other for minutes at a time, and every fixed half-and-half split waited for it.
+  static index_t piece_size(index_t extent, int threads, index_t min_piece, index_t align) {
+    const index_t share = (extent + threads - 1) / threads;
+    const index_t target = std::min(share, std::max<index_t>(min_piece, (extent + 8 * threads - 1) / (8 * threads)));
+    return std::max<index_t>(align, (target + align - 1) / align * align);
   }
 
   /// f(i, split) for every image i of a batch of n, where each call is one GEMM of `work` multiply-adds over
@@ -156,7 +171,7 @@ struct cpu_backend_t {
 #ifdef _OPENMP
     if (t > 1 && positions < 1024 && n >= t && n % t == 0 && static_cast<double>(n) * work >= 1.0e6 &&
         !omp_in_parallel()) {
-#pragma omp parallel for num_threads(t) schedule(static)
+#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
       for (index_t i = 0; i < n; ++i) f(i, false);
       return;
     }
@@ -774,9 +789,14 @@ struct cpu_backend_t {
     if (t.contiguous()) { f(t.data(), t.numel()); return; }
     for (index_t i = 0; i < t.n(); ++i) f(t.item(i), t.item_size());
   }
+  /// f(q) for q in [0, count), the items shared among the context's threads in pieces of about count / (8 ·
+  /// threads) that each thread takes as it becomes free (see `piece_size`). Every f(q) must be independent of
+  /// the others; which thread runs it does not change its result.
   template <class F>
   static void parallel_planes(context& ctx, index_t count, F&& f) {
-#pragma omp parallel for num_threads(ctx.threads()) schedule(static) if (count > 1)
+    const int t = ctx.threads();
+    const index_t piece = t > 1 ? piece_size(count, t, 1, 1) : count;
+#pragma omp parallel for num_threads(t) schedule(dynamic, piece) if (count > 1 && t > 1)
     for (index_t q = 0; q < count; ++q) f(q);
   }
   /// parallel_planes for `work` units (elements touched or multiply-adds) in all: small jobs stay on the
@@ -808,35 +828,62 @@ struct cpu_backend_t {
     else
       for (index_t j = 0; j < k; ++j) y[j] = x[j] * a + b;
   }
-  /// f(output index, index of its window's maximum in src) for every output position, in order. Windows
-  /// that lie inside the image take an unrolled, branch-free search when the window is 3x3 (DenseNet's
-  /// pool0); the result is the generic search's: the first maximum, or the last NaN.
+  /// f(output index, index of its window's maximum in src) for every output position, in order: the first
+  /// maximum in row-major order, or the last NaN. 3x3 windows that lie inside the image (DenseNet's pool0)
+  /// are searched 64 outputs at a time by `row_argmax3`, with the same result.
   template <class F>
   static void for_each_window(const T* src, index_t h, index_t w, index_t ho, index_t wo, const pool_geometry& g,
                               F&& f) {
     const index_t s = g.stride, pad = g.pad;
     // Interior outputs: oy·s − pad ≥ 0 and oy·s − pad + k ≤ h (likewise in x).
     const auto hi = [&](index_t n) { return n + pad - g.k < 0 ? index_t{0} : (n + pad - g.k) / s + 1; };
-    const index_t lo = (pad + s - 1) / s, yhi = std::min(ho, hi(h)), xhi = std::min(wo, hi(w));
+    const index_t lo = std::min(wo, (pad + s - 1) / s), yhi = std::min(ho, hi(h)), xhi = std::max(lo, std::min(wo, hi(w)));
+    constexpr index_t chunk = pool_row_chunk;
+    std::int32_t best[chunk];
     for (index_t oy = 0; oy < ho; ++oy) {
-      const bool yin = g.k == 3 && oy >= lo && oy < yhi;
-      for (index_t ox = 0; ox < wo; ++ox) {
-        if (yin && ox >= lo && ox < xhi) {
-          const index_t base = (oy * s - pad) * w + ox * s - pad;
-          index_t best = base;
-          T bv = src[base];
-#pragma GCC unroll 9
-          for (int t = 1; t < 9; ++t) {
-            const index_t idx = base + (t / 3) * w + t % 3;
-            const T v = src[idx];
-            const bool take = v > bv || v != v;
-            best = take ? idx : best;
-            bv = take ? v : bv;
-          }
-          f(oy * wo + ox, best);
-        } else {
-          f(oy * wo + ox, argmax_window(src, h, w, oy, ox, g));
-        }
+      if (g.k != 3 || oy < lo || oy >= yhi || (s != 1 && s != 2)) {
+        for (index_t ox = 0; ox < wo; ++ox) f(oy * wo + ox, argmax_window(src, h, w, oy, ox, g));
+        continue;
+      }
+      for (index_t ox = 0; ox < lo; ++ox) f(oy * wo + ox, argmax_window(src, h, w, oy, ox, g));
+      for (index_t x0 = lo; x0 < xhi; x0 += chunk) {
+        const index_t len = std::min(chunk, xhi - x0);
+        const T* top = src + (oy * s - pad) * w + x0 * s - pad;  // window of output x0 + j starts at top + s·j
+        if (s == 1) row_argmax3<1>(top, w, len, best);
+        else row_argmax3<2>(top, w, len, best);
+        const index_t base = top - src;
+        for (index_t j = 0; j < len; ++j) f(oy * wo + x0 + j, base + best[j]);
+      }
+      for (index_t ox = xhi; ox < wo; ++ox) f(oy * wo + ox, argmax_window(src, h, w, oy, ox, g));
+    }
+  }
+  /// For j < len ≤ pool_row_chunk: the offset from top of the maximum of the 3x3 window at top + S·j (rows w apart), by the
+  /// rule of argmax_window. Each row's three values are searched first (the first maximum or the last NaN
+  /// in the row), then the rows in order with the same rule, which is the row-major rule over the window;
+  /// written without branches so that the compiler vectorises the loop over j.
+  static constexpr index_t pool_row_chunk = 64;
+  template <index_t S>
+  static void row_argmax3(const T* top, index_t w, index_t len, std::int32_t* best) {
+    T bv[pool_row_chunk];
+#pragma GCC unroll 1
+    for (index_t r = 0; r < 3; ++r) {
+      const T* row = top + r * w;
+      const std::int32_t roff = static_cast<std::int32_t>(r * w);
+#pragma omp simd
+      for (index_t j = 0; j < len; ++j) {
+        const T v0 = row[S * j], v1 = row[S * j + 1], v2 = row[S * j + 2];
+        T m = v0;
+        std::int32_t i = 0;
+        const bool t1 = v1 > m || v1 != v1;
+        m = t1 ? v1 : m;
+        i = t1 ? 1 : i;
+        const bool t2 = v2 > m || v2 != v2;
+        m = t2 ? v2 : m;
+        i = t2 ? 2 : i;
+        const std::int32_t idx = roff + static_cast<std::int32_t>(S * j) + i;
+        const bool take = r == 0 || m > bv[j] || m != m;
+        bv[j] = take ? m : bv[j];
+        best[j] = take ? idx : best[j];
       }
     }
   }
@@ -1036,12 +1083,9 @@ struct cpu_backend_t {
     const int t = ctx.threads();
 #ifdef _OPENMP
     if (t > 1 && static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) >= 1.0e6 && !omp_in_parallel()) {
-      const index_t per = ((n + t - 1) / t + kernel::panel_width - 1) / kernel::panel_width * kernel::panel_width;
-#pragma omp parallel num_threads(t)
-      {
-        const index_t c0 = std::min<index_t>(n, per * omp_get_thread_num()), c1 = std::min<index_t>(n, c0 + per);
-        if (c1 > c0) run(c0, c1);
-      }
+      const index_t per = piece_size(n, t, 256, kernel::panel_width), pieces = (n + per - 1) / per;
+#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
+      for (index_t q = 0; q < pieces; ++q) run(q * per, std::min<index_t>(n, q * per + per));
       return;
     }
 #endif
