@@ -242,4 +242,42 @@ BOOST_AUTO_TEST_CASE(max_pool_picks_the_first_maximum_or_the_last_nan) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(avg_pool_2x2_matches_the_window_sums) {
+  // DenseNet's transition pooling (2x2, stride 2, no padding) has its own loop; odd sizes leave a last row and
+  // column that no window covers (floor mode): their gradient is 0, or beta·dx.
+  using B = cpu_backend;
+  B::context ctx(2);
+  rng r(12);
+  const pool_geometry g{2, 2, 0};
+  for (index_t hw : {7, 8, 57})
+    for (float beta : {0.0f, 1.0f}) {
+      const index_t n = 2, c = 3, ho = g.out(hw);
+      tensor<B> x(shape{n, c, hw, hw}), y(shape{n, c, ho, ho}), dy(y.dims()), dx(x.dims());
+      fill_normal(x, r);
+      fill_normal(dy, r);
+      B::fill(dx, 0.5f);
+      B::avg_pool_forward(ctx, x, y, g);
+      B::avg_pool_backward(ctx, dy, dx, g, beta);
+      index_t y_wrong = 0, dx_wrong = 0;
+      for (index_t q = 0; q < n * c; ++q) {
+        const float* src = x.data() + q * hw * hw;
+        for (index_t oy = 0; oy < ho; ++oy)
+          for (index_t ox = 0; ox < ho; ++ox) {
+            const float* t = src + 2 * oy * hw + 2 * ox;
+            y_wrong += y.data()[q * ho * ho + oy * ho + ox] != (((t[0] + t[1]) + t[hw]) + t[hw + 1]) * 0.25f;
+          }
+        for (index_t iy = 0; iy < hw; ++iy)
+          for (index_t ix = 0; ix < hw; ++ix) {
+            const bool covered = iy < 2 * ho && ix < 2 * ho;
+            const float from_dy = covered ? dy.data()[q * ho * ho + (iy / 2) * ho + ix / 2] * 0.25f : 0.0f;
+            dx_wrong += dx.data()[q * hw * hw + iy * hw + ix] != from_dy + beta * 0.5f;
+          }
+      }
+      BOOST_TEST_CONTEXT("size " << hw << " beta " << beta) {
+        BOOST_TEST(y_wrong == 0);
+        BOOST_TEST(dx_wrong == 0);
+      }
+    }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
