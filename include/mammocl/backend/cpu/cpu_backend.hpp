@@ -155,35 +155,36 @@ struct cpu_backend_t {
   /// other for minutes at a time, and every fixed half-and-half split waited for it.
   static index_t piece_size(index_t extent, int threads, index_t min_piece, index_t align) {
     const index_t share = (extent + threads - 1) / threads;
-    const index_t target = std::min(share, std::max<index_t>(min_piece, (extent + 8 * threads - 1) / (8 * threads)));
+    const index_t target = std::min(share, std::max<index_t>(min_piece, (extent + 32 * threads - 1) / (32 * threads)));
     return std::max<index_t>(align, (target + align - 1) / align * align);
   }
 
-  /// f(i, split) for every image i of a batch of n, where each call is one GEMM of `work` multiply-adds over
-  /// a map of `positions`: for small maps, when the batch divides evenly among the threads, each thread takes
-  /// whole images (split = false: the GEMM runs on that thread); otherwise the images go in turn and each
-  /// GEMM is split over the threads (split = true). Whole images balance the small maps of DenseNet's later
-  /// blocks (14 x 14 = 196 columns split 112/84, 7 x 7 = 49 split 32/17) and open one parallel region instead
-  /// of one per image. A GEMM's result does not depend on how it is split, so both give the same values.
+  /// f(i, c0, c1) for every image i of a batch of n and every column range [c0, c1) of its map of `positions`,
+  /// where f computes columns c0..c1 of image i's GEMM (of `work` multiply-adds for the whole map) on the
+  /// calling thread. One parallel region serves the whole batch: the (image, column block) pieces are taken
+  /// by the threads as they finish, so that a layer has one tail instead of one per image. Small maps go
+  /// whole when the batch divides evenly among the threads (14 x 14 = 196 columns would be split 112/84,
+  /// 7 x 7 = 49 split 32/17); larger ones in blocks of at least 256 columns. A column block's result does
+  /// not depend on the blocking, so every choice gives the same values.
   template <class F>
   static void per_image_gemm(context& ctx, index_t n, index_t positions, double work, F&& f) {
     const int t = ctx.threads();
 #ifdef _OPENMP
-    if (t > 1 && positions < 1024 && n >= t && n % t == 0 && static_cast<double>(n) * work >= 1.0e6 &&
-        !omp_in_parallel()) {
+    if (t > 1 && static_cast<double>(n) * work >= 1.0e6 && !omp_in_parallel()) {
+      const bool whole = positions < 1024 && n >= t && n % t == 0;
+      const index_t per = whole ? positions : piece_size(positions * n, t, 256, kernel::panel_width);
+      const index_t pieces = (positions + per - 1) / per, count = n * pieces;
 #pragma omp parallel for num_threads(t) schedule(dynamic, 1)
-      for (index_t i = 0; i < n; ++i) f(i, false);
+      for (index_t q = 0; q < count; ++q) {
+        const index_t c0 = (q % pieces) * per;
+        f(q / pieces, c0, std::min(positions, c0 + per));
+      }
       return;
     }
 #endif
     (void)t;
     (void)work;
-    for (index_t i = 0; i < n; ++i) f(i, true);
-  }
-  static void gemm_on(context& ctx, bool split, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha,
-                      const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
-    if (split) gemm(ctx, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    for (index_t i = 0; i < n; ++i) f(i, index_t{0}, positions);
   }
 
   /// The same product on the calling thread only: MammoCL's packed GEMM kernel (backend/cpu/gemm.hpp), or
@@ -235,8 +236,9 @@ struct cpu_backend_t {
     const index_t ho = g.out_h(h), wo = g.out_w(wd), p = ho * wo, kk = cin * g.kh * g.kw;
     if (g.pointwise()) {
       per_image_gemm(ctx, x.n(), p, static_cast<double>(cout) * static_cast<double>(p) * static_cast<double>(cin),
-                     [&](index_t i, bool split) {
-                       gemm_on(ctx, split, false, false, cout, p, cin, T(1), w.data(), cin, x.item(i), p, T(0), y.item(i), p);
+                     [&](index_t i, index_t c0, index_t c1) {
+                       gemm_serial(false, false, cout, c1 - c0, cin, T(1), w.data(), cin, x.item(i) + c0, p, T(0),
+                                   y.item(i) + c0, p);
                      });
     } else if (implicit_gemm && g.stride == 1) {
       conv_forward_direct(ctx, x, w.data(), cout, y, g, T(0));
@@ -285,8 +287,9 @@ struct cpu_backend_t {
     const index_t ho = dy.h(), wo = dy.w(), p = ho * wo, kk = cin * g.kh * g.kw;
     if (g.pointwise()) {
       per_image_gemm(ctx, dy.n(), p, static_cast<double>(cin) * static_cast<double>(p) * static_cast<double>(cout),
-                     [&](index_t i, bool split) {
-                       gemm_on(ctx, split, true, false, cin, p, cout, T(1), w.data(), cin, dy.item(i), p, beta, dx.item(i), p);
+                     [&](index_t i, index_t c0, index_t c1) {
+                       gemm_serial(true, false, cin, c1 - c0, cout, T(1), w.data(), cin, dy.item(i) + c0, p, beta,
+                                   dx.item(i) + c0, p);
                      });
       return;
     }
@@ -328,8 +331,36 @@ struct cpu_backend_t {
     const index_t cin = x.c(), cout = dw.dim(0);
     const index_t p = dy.h() * dy.w(), kk = cin * g.kh * g.kw;
     if (g.pointwise()) {
-      for (index_t i = 0; i < x.n(); ++i)
-        gemm(ctx, false, true, cout, cin, p, T(1), dy.item(i), p, x.item(i), p, i == 0 ? beta : T(1), dw.data(), cin);
+      // dw = Σ_i dy_i · x_iᵀ, the images accumulated in order into each block of dw (columns, or rows when
+      // Cout > Cin: the operand that every block re-packs is then the smaller one), in one parallel region.
+      const auto images = [&](index_t r0, index_t r1, index_t c0, index_t c1) {
+        for (index_t i = 0; i < x.n(); ++i)
+          gemm_serial(false, true, r1 - r0, c1 - c0, p, T(1), dy.item(i) + r0 * p, p, x.item(i) + c0 * p, p,
+                      i == 0 ? beta : T(1), dw.data() + r0 * cin + c0, cin);
+      };
+      const int t = ctx.threads();
+      const double macs = static_cast<double>(cout) * static_cast<double>(cin) * static_cast<double>(p * x.n());
+#ifdef _OPENMP
+      if (t > 1 && macs >= 1.0e6 && !omp_in_parallel()) {
+        const bool by_cols = cin >= cout;
+        const index_t extent = by_cols ? cin : cout;
+        const index_t step = by_cols ? piece_size(extent, t, 64, kernel::panel_width)
+                                     : piece_size(extent, t, (extent + t - 1) / t, 24);
+        const index_t count = (extent + step - 1) / step;
+#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
+        for (index_t q = 0; q < count; ++q) {
+          const index_t e0 = q * step, e1 = std::min(extent, e0 + step);
+          if (by_cols) images(0, cout, e0, e1);
+          else images(e0, e1, 0, cin);
+        }
+      } else {
+        images(0, cout, 0, cin);
+      }
+#else
+      (void)t;
+      (void)macs;
+      images(0, cout, 0, cin);
+#endif
     } else if (implicit_gemm && g.stride == 1) {
       filter_gradient_by_taps(ctx, x, dy, dw, g, beta);
     } else {
