@@ -136,7 +136,8 @@ void check_case(const conv_case& c, bool strided_views, double tol) {
 }
 
 const conv_case cases[] = {
-    {2, 128, 32, 9, 11, 3, 1, 1},   // a dense layer's 3x3: 8 input blocks, 2 output blocks
+    {2, 128, 32, 9, 11, 3, 1, 1},   // a dense layer's 3x3 (Winograd both ways; odd sizes): 8 input blocks, 2 output blocks
+    {3, 20, 17, 15, 13, 3, 1, 1},   // Winograd with channel counts off the blocks, odd sizes, 2 tile blocks
     {2, 70, 12, 20, 19, 3, 1, 1},   // input gradient with 5 output blocks (block-outer order), several tile groups
     {3, 17, 5, 6, 7, 3, 1, 1},      // channel counts off the 16-channel blocks
     {1, 40, 33, 13, 5, 3, 1, 0},    // no padding; 3 output blocks, the last with one channel
