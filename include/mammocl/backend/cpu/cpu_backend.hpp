@@ -365,10 +365,7 @@ struct cpu_backend_t {
       images(0, cout, 0, cin);
 #endif
     } else if (implicit_gemm && g.stride == 1) {
-      // Winograd's filter gradient pays on small maps only: at 14 x 14 (batch 8, 128 -> 32, one thread) it ran
-      // 1.56x the per-tap GEMMs, at 28 x 28 1.02x and at 56 x 56 0.9x (its dM, 16 x tiles x Cout, no longer
-      // fits the caches).
-      if (winograd_applies(g, cin, cout, x.h(), x.w()) && x.h() * x.w() < 400) filter_gradient_winograd(ctx, x, dy, dw, beta);
+      if (winograd_applies(g, cin, cout, x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta);
       else filter_gradient_by_taps(ctx, x, dy, dw, g, beta);
     } else {
       const index_t chunk = images_per_chunk(kk, p, x.n());
@@ -1423,8 +1420,9 @@ struct cpu_backend_t {
 
   /// dw = ∂L/∂w + beta·dw for the convolution of conv_forward_winograd, differentiated through its transforms:
   /// with dM = A·dy_tile·Aᵀ (4x4 from each 2x2 tile of dy), dU_ξ (Cin x Cout) = Σ_tiles V_ξ(tile, ·)ᵀ · dM_ξ(tile, ·)
-  /// and dw = Gᵀ·dU·G. The threads take groups of 64 input channels, each accumulating its columns of dUᵀ over
-  /// all tiles in order, so the result does not depend on the thread count. dM of the whole chunk of images
+  /// and dw = Gᵀ·dU·G. The threads take groups of up to 64 input channels, each accumulating its columns of dUᵀ
+  /// over all tiles in order: every value is summed in the same order whatever the grouping, so the result does
+  /// not depend on the thread count. dM of the whole chunk of images
   /// is transformed first (16 x tiles x Cout values; 12.8 MB for a batch of 8 at 56 x 56 with 32 channels).
   static void filter_gradient_winograd(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw, T beta) {
     constexpr index_t NR = kernel::panel_width;
@@ -1447,13 +1445,10 @@ struct cpu_backend_t {
         const index_t j = r / (cout * th), co = (r / th) % cout, ty = r % th;
         const T* plane = dy.item(i0 + j) + co * h * wd;
         const T* row0 = plane + 2 * ty * wd;
-        const T* row1 = 2 * ty + 1 < h ? row0 + wd : nullptr;
         T* out = dm + co * tiles + j * per_image + ty * tw;
         const index_t xs = cout * tiles;  // from one dM_ξ to the next
-        for (index_t tx = 0; tx < tw; ++tx) {
-          const bool right = 2 * tx + 1 < wd;
-          const T g00 = row0[2 * tx], g01 = right ? row0[2 * tx + 1] : T(0);
-          const T g10 = row1 ? row1[2 * tx] : T(0), g11 = row1 && right ? row1[2 * tx + 1] : T(0);
+        const index_t full = wd / 2;      // tiles with both columns inside the map
+        const auto put = [&](index_t tx, T g00, T g01, T g10, T g11) {
           const T p[4][2] = {{g00, g01}, {g00 + g10, g01 + g11}, {g00 - g10, g01 - g11}, {-g10, -g11}};
           for (index_t a = 0; a < 4; ++a) {
             out[(a * 4 + 0) * xs + tx] = p[a][0];
@@ -1461,11 +1456,22 @@ struct cpu_backend_t {
             out[(a * 4 + 2) * xs + tx] = p[a][0] - p[a][1];
             out[(a * 4 + 3) * xs + tx] = -p[a][1];
           }
+        };
+        if (2 * ty + 1 < h) {
+          const T* row1 = row0 + wd;
+#pragma omp simd
+          for (index_t tx = 0; tx < full; ++tx) put(tx, row0[2 * tx], row0[2 * tx + 1], row1[2 * tx], row1[2 * tx + 1]);
+          if (full < tw) put(full, row0[2 * full], T(0), row1[2 * full], T(0));
+        } else {  // an odd height: the last tile row has one row of dy
+#pragma omp simd
+          for (index_t tx = 0; tx < full; ++tx) put(tx, row0[2 * tx], row0[2 * tx + 1], T(0), T(0));
+          if (full < tw) put(full, row0[2 * full], T(0), T(0), T(0));
         }
       });
-      // Groups of up to 4 channel blocks: dU_ξᵀ (Cout x 64 channels) = dM_ξ (Cout x tiles) · V_ξ (tiles x 64), V_ξ
-      // written by the input transform straight into the GEMM's panel layout (one panel per channel block).
-      constexpr index_t G = 4;
+      // Groups of up to 4 channel blocks (fewer when there are more threads than groups of 4): dU_ξᵀ (Cout x 64
+      // channels) = dM_ξ (Cout x tiles) · V_ξ (tiles x 64), V_ξ written by the input transform straight into the
+      // GEMM's panel layout (one panel per channel block). A group re-packs dM, so larger groups pack it less.
+      const index_t G = std::clamp<index_t>(blocks / std::max(1, ctx.threads()), 1, 4);
       const index_t groups = (blocks + G - 1) / G;
       parallel_planes_if(ctx, groups, static_cast<double>(16 * tiles) * static_cast<double>(cinp * cout), [&](index_t gi) {
         thread_local detail::gemm_workspace<T> ws;
