@@ -136,8 +136,9 @@ void check_case(const conv_case& c, bool strided_views, double tol) {
 }
 
 const conv_case cases[] = {
-    {2, 128, 32, 9, 11, 3, 1, 1},   // a dense layer's 3x3 (Winograd both ways; odd sizes): 8 input blocks, 2 output blocks
-    {3, 20, 17, 15, 13, 3, 1, 1},   // Winograd with channel counts off the blocks, odd sizes, 2 tile blocks
+    {2, 128, 32, 9, 11, 3, 1, 1},   // a dense layer's 3x3 (direct kernel): 8 input blocks, 2 output blocks
+    {2, 128, 32, 27, 29, 3, 1, 1},  // the same through Winograd (420 tiles), odd sizes, several tile blocks
+    {3, 20, 17, 23, 21, 3, 1, 1},   // Winograd with channel counts off the blocks (396 tiles)
     {2, 70, 12, 20, 19, 3, 1, 1},   // input gradient with 5 output blocks (block-outer order), several tile groups
     {3, 17, 5, 6, 7, 3, 1, 1},      // channel counts off the 16-channel blocks
     {1, 40, 33, 13, 5, 3, 1, 0},    // no padding; 3 output blocks, the last with one channel
@@ -172,10 +173,11 @@ BOOST_AUTO_TEST_CASE(double_kernels_match_direct_sums) {
 
 BOOST_AUTO_TEST_CASE(results_do_not_depend_on_the_thread_count) {
   // Every output element is computed by one thread in a fixed order, so 1 and 2 threads agree exactly. The
-  // 1x1 cases are large enough to be parallel: 4 images of 16 x 16 go whole to the threads, 3 images and
-  // 40 x 40 maps are each split.
-  const conv_case cases_t[] = {{3, 24, 20, 10, 9, 3, 1, 1}, {4, 64, 64, 16, 16, 1, 1, 0}, {3, 64, 64, 16, 16, 1, 1, 0},
-                               {2, 64, 64, 40, 40, 1, 1, 0}};
+  // second 3x3 case goes through Winograd (507 tiles; its filter gradient groups 3 channel blocks on one thread
+  // and 1 per group on two). The 1x1 cases are large enough to be parallel: 4 images of 16 x 16 go whole to
+  // the threads, 3 images and 40 x 40 maps are each split.
+  const conv_case cases_t[] = {{3, 24, 20, 10, 9, 3, 1, 1},  {3, 40, 20, 26, 25, 3, 1, 1}, {4, 64, 64, 16, 16, 1, 1, 0},
+                               {3, 64, 64, 16, 16, 1, 1, 0}, {2, 64, 64, 40, 40, 1, 1, 0}};
   for (const conv_case& c : cases_t) {
     const conv_geometry g{c.k, c.k, c.stride, c.pad};
     rng r(5);

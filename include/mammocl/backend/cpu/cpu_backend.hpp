@@ -240,7 +240,7 @@ struct cpu_backend_t {
                        gemm_serial(false, false, cout, c1 - c0, cin, T(1), w.data(), cin, x.item(i) + c0, p, T(0),
                                    y.item(i) + c0, p);
                      });
-    } else if (implicit_gemm && winograd_applies(g, cin, cout, h, wd)) {
+    } else if (implicit_gemm && winograd_applies(g, cin, cout, x.n(), h, wd)) {
       conv_forward_winograd(ctx, x, w.data(), cout, y, T(0));
     } else if (implicit_gemm && g.stride == 1) {
       conv_forward_direct(ctx, x, w.data(), cout, y, g, T(0));
@@ -306,7 +306,7 @@ struct cpu_backend_t {
           for (index_t co = 0; co < cout; ++co)
             for (index_t t = 0; t < taps; ++t) wt[ci * kt + co * taps + t] = wp[(co * cin + ci) * taps + (taps - 1 - t)];
         const conv_geometry gt{g.kh, g.kw, 1, g.kh - 1 - g.pad};
-        if (winograd_applies(gt, cout, cin, ho, wo)) conv_forward_winograd(ctx, dy, wt, cin, dx, beta);
+        if (winograd_applies(gt, cout, cin, dy.n(), ho, wo)) conv_forward_winograd(ctx, dy, wt, cin, dx, beta);
         else conv_forward_direct(ctx, dy, wt, cin, dx, gt, beta);
         return;
       }
@@ -365,7 +365,7 @@ struct cpu_backend_t {
       images(0, cout, 0, cin);
 #endif
     } else if (implicit_gemm && g.stride == 1) {
-      if (winograd_applies(g, cin, cout, x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta);
+      if (winograd_applies(g, cin, cout, x.n(), x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta);
       else filter_gradient_by_taps(ctx, x, dy, dw, g, beta);
     } else {
       const index_t chunk = images_per_chunk(kk, p, x.n());
@@ -1312,13 +1312,15 @@ struct cpu_backend_t {
     }
   }
 
-  /// Whether conv_forward_winograd computes y = conv(x, w) for this geometry: 3x3, stride 1, padding 1 (a
-  /// DenseNet dense layer's 3x3 and, with the filters flipped, its input gradient), with enough channels on
-  /// both sides and a large enough map (at least 64 positions) for the transforms to pay. At 7 x 7 the
-  /// tiles' rounding (8 x 8 computed for 7 x 7) ate the gain; from 14 x 14 on, 128 -> 32 channels (the
-  /// forward pass) ran 1.15-1.2x faster and 32 -> 128 (the input gradient) 1.4x (one thread, batch 8).
-  static bool winograd_applies(const conv_geometry& g, index_t cin, index_t cout, index_t h, index_t w) {
-    return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && cin >= 16 && cout >= 16 && h * w >= 64;
+  /// Whether the Winograd kernels compute this convolution: 3x3, stride 1, padding 1 (a DenseNet dense layer's
+  /// 3x3 and, with the filters flipped, its input gradient), with enough channels on both sides, maps of at
+  /// least 64 positions and at least 384 tiles in the batch, for the transforms to pay. At 7 x 7 the tiles'
+  /// rounding (8 x 8 computed for 7 x 7) ate the gain, and one image of 32 x 32 (256 tiles) ran 0.8-0.95x the
+  /// direct kernel; from 14 x 14 at batch 8 (392 tiles) on, 128 -> 32 channels (the forward pass) ran 1.1-1.3x
+  /// faster and 32 -> 128 (the input gradient) 1.2-1.4x.
+  static bool winograd_applies(const conv_geometry& g, index_t cin, index_t cout, index_t n, index_t h, index_t w) {
+    return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && cin >= 16 && cout >= 16 && h * w >= 64 &&
+           n * ((h + 1) / 2) * ((w + 1) / 2) >= 384;
   }
 
   /// y = conv(x, w) + beta·y for 3x3 filters, stride 1, padding 1, by Winograd's minimal filtering F(2x2, 3x3)
@@ -1380,14 +1382,15 @@ struct cpu_backend_t {
         for (index_t xi = 0; xi < 16; ++xi)
           kernel::run_panels(ws, false, tn, cout, cinp, T(1), v + xi * TB * cinp, cinp, u + xi * ustride, cinp * NR, T(0),
                              mm + xi * TB * cout, cout);
-        // y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], for every output channel of the tile at once.
-        thread_local std::vector<T> obuf;
-        obuf.resize(static_cast<std::size_t>(4 * cout));
-        T* o4 = obuf.data();
+        // y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], for every output channel of the tile at once, staged as
+        // stage[co][tile][4] and then written channel by channel as runs of whole tile rows: writing 4 values
+        // into each of Cout planes per tile was slow when the planes lie a power of two apart (64 x 64 and
+        // 128 x 128 maps: 16 and 64 KiB, the same cache sets), as for the direct kernel.
+        thread_local std::vector<T> sbuf;
+        sbuf.resize(static_cast<std::size_t>(4 * TB * cout));
+        T* stage = sbuf.data();
         const index_t xs = TB * cout;
         for (index_t tl = 0; tl < tn; ++tl) {
-          const index_t t = t0 + tl, j = t / per_image, ty = (t % per_image) / tw, tx = t % tw;
-          const index_t oy = 2 * ty, ox = 2 * tx;
           const T* m = mm + tl * cout;
 #pragma omp simd
           for (index_t co = 0; co < cout; ++co) {
@@ -1397,22 +1400,30 @@ struct cpu_backend_t {
               a0[c] = m0 + m1 + m2;
               a1[c] = m1 - m2 - m3;
             }
-            o4[co] = a0[0] + a0[1] + a0[2];
-            o4[cout + co] = a0[1] - a0[2] - a0[3];
-            o4[2 * cout + co] = a1[0] + a1[1] + a1[2];
-            o4[3 * cout + co] = a1[1] - a1[2] - a1[3];
+            T* st = stage + (co * TB + tl) * 4;
+            st[0] = a0[0] + a0[1] + a0[2];
+            st[1] = a0[1] - a0[2] - a0[3];
+            st[2] = a1[0] + a1[1] + a1[2];
+            st[3] = a1[1] - a1[2] - a1[3];
           }
-          const index_t ny = std::min<index_t>(2, h - oy), nx = std::min<index_t>(2, wd - ox);
-          T* img = y.item(i0 + j) + oy * wd + ox;
-          for (index_t r = 0; r < ny; ++r)
-            for (index_t c = 0; c < nx; ++c) {
-              const T* src = o4 + (r * 2 + c) * cout;
-              T* dst = img + r * wd + c;
+        }
+        for (index_t r0 = 0; r0 < tn;) {  // a run of tiles in one tile row: tiles r0 .. r1
+          const index_t t = t0 + r0, j = t / per_image, ty = (t % per_image) / tw, tx0 = t % tw;
+          const index_t r1 = std::min(tn, r0 + (tw - tx0));
+          const index_t oy = 2 * ty, ny = std::min<index_t>(2, h - oy);
+          const index_t ox0 = 2 * tx0, len = std::min(wd, 2 * (tx0 + (r1 - r0))) - ox0;
+          T* img = y.item(i0 + j) + oy * wd + ox0;
+          for (index_t co = 0; co < cout; ++co) {
+            const T* st = stage + (co * TB + r0) * 4;
+            for (index_t r = 0; r < ny; ++r) {
+              T* dst = img + co * h * wd + r * wd;
               if (beta == T(0))
-                for (index_t co = 0; co < cout; ++co) dst[co * h * wd] = src[co];
+                for (index_t e = 0; e < len; ++e) dst[e] = st[(e / 2) * 4 + r * 2 + e % 2];
               else
-                for (index_t co = 0; co < cout; ++co) dst[co * h * wd] = src[co] + beta * dst[co * h * wd];
+                for (index_t e = 0; e < len; ++e) dst[e] = st[(e / 2) * 4 + r * 2 + e % 2] + beta * dst[e];
             }
+          }
+          r0 = r1;
         }
       });
     }
