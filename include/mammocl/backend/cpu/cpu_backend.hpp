@@ -117,34 +117,42 @@ struct cpu_backend_t {
   /// order: the result does not depend on the thread count or on which thread took which block.
   static void gemm(context& ctx, bool trans_a, bool trans_b, index_t m, index_t n, index_t k, T alpha, const T* a,
                    index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
-    const int t = ctx.threads();
     const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    product_blocks(ctx, m, n, work, 256, [&](index_t r0, index_t r1, index_t c0, index_t c1) {
+      gemm_serial(trans_a, trans_b, r1 - r0, c1 - c0, k, alpha, trans_a ? a + r0 : a + r0 * lda, lda,
+                  trans_b ? b + c0 * ldb : b + c0, ldb, beta, c + r0 * ldc + c0, ldc);
+    });
+  }
+
+  /// f(r0, r1, c0, c1) for blocks [r0, r1) x [c0, c1) that together cover an m x n result of `work`
+  /// multiply-adds, each block computed by one call on one thread, the threads taking blocks as they finish.
+  /// When n ≥ m the blocks are columns, at least `min_cols` wide: each re-packs the left operand (m x K),
+  /// which costs under 1/min_cols of its multiply-adds. Otherwise the right operand (K x n) is the large one,
+  /// and the rows are cut only into one block per thread (whole 6-row micro-tiles). Small products run in
+  /// one call on the calling thread.
+  template <class F>
+  static void product_blocks(context& ctx, index_t m, index_t n, double work, index_t min_cols, F&& f) {
+    const int t = ctx.threads();
 #ifdef _OPENMP
     if (t > 1 && work >= 1.0e6 && !omp_in_parallel()) {
       const bool by_cols = n >= m;
       const index_t extent = by_cols ? n : m;
-      // Column blocks of at least 256 re-pack A (M x K) once each, which costs under 1/256 of their
-      // multiply-adds. A row block re-packs B (K x N), which is the large operand here, so rows are cut
-      // only into one block per thread (whole 6-row micro-tiles).
-      const index_t step = by_cols ? piece_size(extent, t, 256, kernel::panel_width)
+      const index_t step = by_cols ? piece_size(extent, t, min_cols, kernel::panel_width)
                                    : piece_size(extent, t, (extent + t - 1) / t, 24);
       const index_t count = (extent + step - 1) / step;
 #pragma omp parallel for num_threads(t) schedule(dynamic, 1)
       for (index_t q = 0; q < count; ++q) {
-        const index_t i0 = q * step, i1 = std::min<index_t>(extent, i0 + step);
-        if (by_cols)
-          gemm_serial(trans_a, trans_b, m, i1 - i0, k, alpha, a, lda, trans_b ? b + i0 * ldb : b + i0, ldb, beta,
-                      c + i0, ldc);
-        else
-          gemm_serial(trans_a, trans_b, i1 - i0, n, k, alpha, trans_a ? a + i0 : a + i0 * lda, lda, b, ldb, beta,
-                      c + i0 * ldc, ldc);
+        const index_t e0 = q * step, e1 = std::min(extent, e0 + step);
+        if (by_cols) f(index_t{0}, m, e0, e1);
+        else f(e0, e1, index_t{0}, n);
       }
       return;
     }
 #endif
     (void)t;
     (void)work;
-    gemm_serial(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    (void)min_cols;
+    f(index_t{0}, m, index_t{0}, n);
   }
 
   /// The size of the pieces `extent` units of work are cut into for `threads` threads that take them in turn:
@@ -341,29 +349,8 @@ struct cpu_backend_t {
           gemm_serial(false, true, r1 - r0, c1 - c0, p, T(1), dy.item(i) + r0 * p, p, x.item(i) + c0 * p, p,
                       i == 0 ? beta : T(1), dw.data() + r0 * cin + c0, cin);
       };
-      const int t = ctx.threads();
       const double macs = static_cast<double>(cout) * static_cast<double>(cin) * static_cast<double>(p * x.n());
-#ifdef _OPENMP
-      if (t > 1 && macs >= 1.0e6 && !omp_in_parallel()) {
-        const bool by_cols = cin >= cout;
-        const index_t extent = by_cols ? cin : cout;
-        const index_t step = by_cols ? piece_size(extent, t, 64, kernel::panel_width)
-                                     : piece_size(extent, t, (extent + t - 1) / t, 24);
-        const index_t count = (extent + step - 1) / step;
-#pragma omp parallel for num_threads(t) schedule(dynamic, 1)
-        for (index_t q = 0; q < count; ++q) {
-          const index_t e0 = q * step, e1 = std::min(extent, e0 + step);
-          if (by_cols) images(0, cout, e0, e1);
-          else images(e0, e1, 0, cin);
-        }
-      } else {
-        images(0, cout, 0, cin);
-      }
-#else
-      (void)t;
-      (void)macs;
-      images(0, cout, 0, cin);
-#endif
+      product_blocks(ctx, cout, cin, macs, 64, images);
     } else if (implicit_gemm && g.stride == 1) {
       if (winograd_applies(g, cin, cout, x.n(), x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta);
       else filter_gradient_by_taps(ctx, x, dy, dw, g, beta);
