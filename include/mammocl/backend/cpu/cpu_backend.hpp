@@ -156,11 +156,10 @@ struct cpu_backend_t {
   }
 
   /// The size of the pieces `extent` units of work are cut into for `threads` threads that take them in turn:
-  /// about 8 per thread, at least `min_piece` (but no more than an even share), a multiple of `align`.
-  /// Threads taking pieces as they finish,
-  /// rather than one fixed share each, keeps both cores busy when one runs slower than the other: on shared
-  /// machines a core whose sibling hyperthread belongs to another tenant was measured 25-30 % slower than the
-  /// other for minutes at a time, and every fixed half-and-half split waited for it.
+  /// about 32 per thread, at least `min_piece` (but no more than an even share), a multiple of `align`.
+  /// Threads taking pieces as they finish, rather than one fixed share each, keep both cores busy when one
+  /// runs slower than the other: on the project's shared 2-vCPU machines one core ran an FMA loop 25-30 %
+  /// slower than the other for minutes at a time, and every fixed half-and-half split waited for it.
   static index_t piece_size(index_t extent, int threads, index_t min_piece, index_t align) {
     const index_t share = (extent + threads - 1) / threads;
     const index_t target = std::min(share, std::max<index_t>(min_piece, (extent + 32 * threads - 1) / (32 * threads)));
@@ -841,7 +840,7 @@ struct cpu_backend_t {
     if (t.contiguous()) { f(t.data(), t.numel()); return; }
     for (index_t i = 0; i < t.n(); ++i) f(t.item(i), t.item_size());
   }
-  /// f(q) for q in [0, count), the items shared among the context's threads in pieces of about count / (8 ·
+  /// f(q) for q in [0, count), the items shared among the context's threads in pieces of about count / (32 ·
   /// threads) that each thread takes as it becomes free (see `piece_size`). Every f(q) must be independent of
   /// the others; which thread runs it does not change its result.
   template <class F>
@@ -1265,16 +1264,38 @@ struct cpu_backend_t {
     }
   }
 
+  /// The layout both Winograd kernels work on: images of Cin channels, h x w, padded by 1 and stored
+  /// channel-blocked by pad_and_block (`blocks` blocks of NR channels, each `stride_b` apart, `chunk` images
+  /// at a time), cut into th x tw tiles of 2 x 2 outputs per image. An odd height or width makes the last
+  /// tiles read one row or column past the padded image (into the next image, or the zero `margin` after the
+  /// last one); those values only reach outputs that are dropped (or, in the filter gradient, are multiplied
+  /// by the zero dy beyond the map).
+  struct winograd_grid {
+    index_t blocks, cinp, wp, q, th, tw, per_image, margin, chunk, stride_b;
+    winograd_grid(index_t n, index_t cin, index_t h, index_t w)
+        : blocks((cin + kernel::panel_width - 1) / kernel::panel_width),
+          cinp(blocks * kernel::panel_width),
+          wp(w + 2),
+          q((h + 2) * wp),
+          th((h + 1) / 2),
+          tw((w + 1) / 2),
+          per_image(th * tw),
+          margin(2 * wp + 4),
+          chunk(std::max<index_t>(1, std::min<index_t>(n, (index_t{8} << 20) / (cinp * q)))),
+          stride_b((chunk * q + margin) * kernel::panel_width) {}
+  };
+
   /// V_ξ = (Bᵀ d B)_ξ, Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], for the tiles t0 .. t0+tn of one block of NR
-  /// channels of a padded, channel-blocked image (xb: image j's padded position p at xb + (j·q + p)·NR; tile t is
-  /// image t / per_image, tile row (t % per_image) / tw, column t % tw; its 4x4 patch starts at padded row 2·ty,
-  /// column 2·tx). V_ξ(tile tl, channel e) goes to v[ξ·xi_stride + tl·ld + e].
-  static void winograd_input_tiles(const T* xb, index_t q, index_t wp, index_t per_image, index_t tw, index_t t0,
-                                   index_t tn, T* v, index_t ld, index_t xi_stride) {
+  /// channels of a padded, channel-blocked image laid out as `gr` says (xb: that block; image j's padded position
+  /// p at xb + (j·q + p)·NR; tile t is image t / per_image, tile row (t % per_image) / tw, column t % tw; its 4x4
+  /// patch starts at padded row 2·ty, column 2·tx). V_ξ(tile tl, channel e) goes to v[ξ·xi_stride + tl·ld + e].
+  static void winograd_input_tiles(const winograd_grid& gr, const T* xb, index_t t0, index_t tn, T* v, index_t ld,
+                                   index_t xi_stride) {
     constexpr index_t NR = kernel::panel_width;
+    const index_t wp = gr.wp;
     for (index_t tl = 0; tl < tn; ++tl) {
-      const index_t t = t0 + tl, j = t / per_image, ty = (t % per_image) / tw, tx = t % tw;
-      const T* d = xb + (j * q + 2 * ty * wp + 2 * tx) * NR;
+      const index_t t = t0 + tl, j = t / gr.per_image, ty = (t % gr.per_image) / gr.tw, tx = t % gr.tw;
+      const T* d = xb + (j * gr.q + 2 * ty * wp + 2 * tx) * NR;
       T bd[4][4][NR];  // Bᵀ·d
       for (index_t c = 0; c < 4; ++c) {
         const T* d0 = d + c * NR;
@@ -1321,20 +1342,14 @@ struct cpu_backend_t {
                                     T beta) {
     constexpr index_t NR = kernel::panel_width;
     const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w();  // y is h x wd too
-    const index_t wp = wd + 2, q = (h + 2) * wp;
-    const index_t blocks = (cin + NR - 1) / NR, cinp = blocks * NR, cob = (cout + NR - 1) / NR;
-    const index_t th = (h + 1) / 2, tw = (wd + 1) / 2, per_image = th * tw;
-    // An odd height or width makes the last tiles read one row or column past the padded image (into the
-    // next image, or the zero margin after the last one); those values only reach outputs that are dropped.
-    const index_t margin = 2 * wp + 4;
-    const index_t chunk = std::max<index_t>(1, std::min<index_t>(n, (index_t{8} << 20) / (cinp * q)));
-    const index_t stride_b = (chunk * q + margin) * NR;
-    T* xb = ctx.scratch(static_cast<std::size_t>(blocks * stride_b), 0);
+    const winograd_grid gr(n, cin, h, wd);
+    const index_t cob = (cout + NR - 1) / NR;
+    T* xb = ctx.scratch(static_cast<std::size_t>(gr.blocks * gr.stride_b), 0);
     // U_ξ in the GEMM's panel layout: rows Cin (zero past cin), panels of NR output channels (zero past cout).
-    const index_t ustride = cob * cinp * NR;
+    const index_t ustride = cob * gr.cinp * NR;
     T* u = ctx.scratch(static_cast<std::size_t>(16 * ustride), 1);
-    parallel_planes_if(ctx, cob * NR, static_cast<double>(cob * NR * cinp * 16), [&](index_t co) {
-      for (index_t ci = 0; ci < cinp; ++ci) {
+    parallel_planes_if(ctx, cob * NR, static_cast<double>(cob * NR * gr.cinp * 16), [&](index_t co) {
+      for (index_t ci = 0; ci < gr.cinp; ++ci) {
         T gg[3][3] = {};
         if (co < cout && ci < cin)
           for (int e = 0; e < 9; ++e) gg[e / 3][e % 3] = wsrc[(co * cin + ci) * 9 + e];
@@ -1347,28 +1362,29 @@ struct cpu_backend_t {
         }
         for (int r = 0; r < 4; ++r) {  // (G·g)·Gᵀ
           const T v[4] = {a[r][0], T(0.5) * (a[r][0] + a[r][1] + a[r][2]), T(0.5) * (a[r][0] - a[r][1] + a[r][2]), a[r][2]};
-          for (int c = 0; c < 4; ++c) u[(r * 4 + c) * ustride + (co / NR) * cinp * NR + ci * NR + co % NR] = v[c];
+          for (int c = 0; c < 4; ++c) u[(r * 4 + c) * ustride + (co / NR) * gr.cinp * NR + ci * NR + co % NR] = v[c];
         }
       }
     });
-    const index_t TB = std::clamp<index_t>(6144 / (cinp + cout) / 6 * 6, 6, 96);
-    for (index_t i0 = 0; i0 < n; i0 += chunk) {
-      const index_t nc = std::min(chunk, n - i0), tiles = nc * per_image, nblk = (tiles + TB - 1) / TB;
-      pad_and_block(ctx, x, i0, nc, 1, margin, xb, stride_b);
-      parallel_planes_if(ctx, nblk, static_cast<double>(tiles) * 16.0 * static_cast<double>(cinp * cout), [&](index_t b) {
+    const index_t TB = std::clamp<index_t>(6144 / (gr.cinp + cout) / 6 * 6, 6, 96);
+    for (index_t i0 = 0; i0 < n; i0 += gr.chunk) {
+      const index_t nc = std::min(gr.chunk, n - i0), tiles = nc * gr.per_image, nblk = (tiles + TB - 1) / TB;
+      pad_and_block(ctx, x, i0, nc, 1, gr.margin, xb, gr.stride_b);
+      const double macs = static_cast<double>(tiles) * 16.0 * static_cast<double>(gr.cinp * cout);
+      parallel_planes_if(ctx, nblk, macs, [&](index_t b) {
         thread_local detail::gemm_workspace<T> ws;
         thread_local std::vector<T> vbuf, mbuf;
-        vbuf.resize(static_cast<std::size_t>(16 * TB * cinp));
+        vbuf.resize(static_cast<std::size_t>(16 * TB * gr.cinp));
         mbuf.resize(static_cast<std::size_t>(16 * TB * cout));
         T* v = vbuf.data();
         T* mm = mbuf.data();
         const index_t t0 = b * TB, tn = std::min(TB, tiles - t0);
         // V_ξ (tiles x Cin): channel block outermost, so that the patches are read from 4 image rows at a time.
-        for (index_t blk = 0; blk < blocks; ++blk)
-          winograd_input_tiles(xb + blk * stride_b, q, wp, per_image, tw, t0, tn, v + blk * NR, cinp, TB * cinp);
+        for (index_t blk = 0; blk < gr.blocks; ++blk)
+          winograd_input_tiles(gr, xb + blk * gr.stride_b, t0, tn, v + blk * NR, gr.cinp, TB * gr.cinp);
         for (index_t xi = 0; xi < 16; ++xi)
-          kernel::run_panels(ws, false, tn, cout, cinp, T(1), v + xi * TB * cinp, cinp, u + xi * ustride, cinp * NR, T(0),
-                             mm + xi * TB * cout, cout);
+          kernel::run_panels(ws, false, tn, cout, gr.cinp, T(1), v + xi * TB * gr.cinp, gr.cinp, u + xi * ustride,
+                             gr.cinp * NR, T(0), mm + xi * TB * cout, cout);
         // y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], for every output channel of the tile at once, staged as
         // stage[co][tile][4] and then written channel by channel as runs of whole tile rows: writing 4 values
         // into each of Cout planes per tile was slow when the planes lie a power of two apart (64 x 64 and
@@ -1395,8 +1411,8 @@ struct cpu_backend_t {
           }
         }
         for (index_t r0 = 0; r0 < tn;) {  // a run of tiles in one tile row: tiles r0 .. r1
-          const index_t t = t0 + r0, j = t / per_image, ty = (t % per_image) / tw, tx0 = t % tw;
-          const index_t r1 = std::min(tn, r0 + (tw - tx0));
+          const index_t t = t0 + r0, j = t / gr.per_image, ty = (t % gr.per_image) / gr.tw, tx0 = t % gr.tw;
+          const index_t r1 = std::min(tn, r0 + (gr.tw - tx0));
           const index_t oy = 2 * ty, ny = std::min<index_t>(2, h - oy);
           const index_t ox0 = 2 * tx0, len = std::min(wd, 2 * (tx0 + (r1 - r0))) - ox0;
           T* img = y.item(i0 + j) + oy * wd + ox0;
@@ -1425,25 +1441,20 @@ struct cpu_backend_t {
   static void filter_gradient_winograd(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw, T beta) {
     constexpr index_t NR = kernel::panel_width;
     const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), cout = dw.dim(0);
-    const index_t wp = wd + 2, q = (h + 2) * wp;
-    const index_t blocks = (cin + NR - 1) / NR, cinp = blocks * NR;
-    const index_t th = (h + 1) / 2, tw = (wd + 1) / 2, per_image = th * tw;
-    const index_t margin = 2 * wp + 4;
-    const index_t chunk = std::max<index_t>(1, std::min<index_t>(n, (index_t{8} << 20) / (cinp * q)));
-    const index_t stride_b = (chunk * q + margin) * NR;
-    T* xb = ctx.scratch(static_cast<std::size_t>(blocks * stride_b), 0);
-    T* dm = ctx.scratch(static_cast<std::size_t>(16 * cout * chunk * per_image), 1);  // dM_ξ as Cout x tiles
-    T* acc = ctx.scratch(static_cast<std::size_t>(16 * cinp * cout), 2);             // dU_ξᵀ as Cout x Cin
+    const winograd_grid gr(n, cin, h, wd);
+    T* xb = ctx.scratch(static_cast<std::size_t>(gr.blocks * gr.stride_b), 0);
+    T* dm = ctx.scratch(static_cast<std::size_t>(16 * cout * gr.chunk * gr.per_image), 1);  // dM_ξ: Cout x tiles
+    T* acc = ctx.scratch(static_cast<std::size_t>(16 * gr.cinp * cout), 2);                  // dU_ξᵀ: Cout x Cin
     constexpr index_t TB = 128;
-    for (index_t i0 = 0; i0 < n; i0 += chunk) {
-      const index_t nc = std::min(chunk, n - i0), tiles = nc * per_image;
-      pad_and_block(ctx, x, i0, nc, 1, margin, xb, stride_b);
+    for (index_t i0 = 0; i0 < n; i0 += gr.chunk) {
+      const index_t nc = std::min(gr.chunk, n - i0), tiles = nc * gr.per_image;
+      pad_and_block(ctx, x, i0, nc, 1, gr.margin, xb, gr.stride_b);
       // dM = A·g·Aᵀ, A = [1 0; 1 1; 1 −1; 0 −1], for one tile row of one channel at a time (zero past the map).
-      parallel_planes_if(ctx, nc * cout * th, static_cast<double>(16 * cout * tiles), [&](index_t r) {
-        const index_t j = r / (cout * th), co = (r / th) % cout, ty = r % th;
+      parallel_planes_if(ctx, nc * cout * gr.th, static_cast<double>(16 * cout * tiles), [&](index_t r) {
+        const index_t j = r / (cout * gr.th), co = (r / gr.th) % cout, ty = r % gr.th;
         const T* plane = dy.item(i0 + j) + co * h * wd;
         const T* row0 = plane + 2 * ty * wd;
-        T* out = dm + co * tiles + j * per_image + ty * tw;
+        T* out = dm + co * tiles + j * gr.per_image + ty * gr.tw;
         const index_t xs = cout * tiles;  // from one dM_ξ to the next
         const index_t full = wd / 2;      // tiles with both columns inside the map
         const auto put = [&](index_t tx, T g00, T g01, T g10, T g11) {
@@ -1459,31 +1470,33 @@ struct cpu_backend_t {
           const T* row1 = row0 + wd;
 #pragma omp simd
           for (index_t tx = 0; tx < full; ++tx) put(tx, row0[2 * tx], row0[2 * tx + 1], row1[2 * tx], row1[2 * tx + 1]);
-          if (full < tw) put(full, row0[2 * full], T(0), row1[2 * full], T(0));
+          if (full < gr.tw) put(full, row0[2 * full], T(0), row1[2 * full], T(0));
         } else {  // an odd height: the last tile row has one row of dy
 #pragma omp simd
           for (index_t tx = 0; tx < full; ++tx) put(tx, row0[2 * tx], row0[2 * tx + 1], T(0), T(0));
-          if (full < tw) put(full, row0[2 * full], T(0), T(0), T(0));
+          if (full < gr.tw) put(full, row0[2 * full], T(0), T(0), T(0));
         }
       });
       // Groups of up to 4 channel blocks (fewer when there are more threads than groups of 4): dU_ξᵀ (Cout x 64
       // channels) = dM_ξ (Cout x tiles) · V_ξ (tiles x 64), V_ξ written by the input transform straight into the
       // GEMM's panel layout (one panel per channel block). A group re-packs dM, so larger groups pack it less.
-      const index_t G = std::clamp<index_t>(blocks / std::max(1, ctx.threads()), 1, 4);
-      const index_t groups = (blocks + G - 1) / G;
-      parallel_planes_if(ctx, groups, static_cast<double>(16 * tiles) * static_cast<double>(cinp * cout), [&](index_t gi) {
+      const index_t G = std::clamp<index_t>(gr.blocks / std::max(1, ctx.threads()), 1, 4);
+      const index_t groups = (gr.blocks + G - 1) / G;
+      const double macs = static_cast<double>(16 * tiles) * static_cast<double>(gr.cinp * cout);
+      parallel_planes_if(ctx, groups, macs, [&](index_t gi) {
         thread_local detail::gemm_workspace<T> ws;
         thread_local std::vector<T> vbuf;
-        const index_t b0 = gi * G, gb = std::min(G, blocks - b0);
+        const index_t b0 = gi * G, gb = std::min(G, gr.blocks - b0);
         vbuf.resize(static_cast<std::size_t>(16 * TB * G * NR));
         T* v = vbuf.data();
         for (index_t t0 = 0; t0 < tiles; t0 += TB) {
           const index_t tn = std::min(TB, tiles - t0);
           for (index_t bl = 0; bl < gb; ++bl)
-            winograd_input_tiles(xb + (b0 + bl) * stride_b, q, wp, per_image, tw, t0, tn, v + bl * TB * NR, NR, TB * G * NR);
+            winograd_input_tiles(gr, xb + (b0 + bl) * gr.stride_b, t0, tn, v + bl * TB * NR, NR, TB * G * NR);
           for (index_t xi = 0; xi < 16; ++xi)
-            kernel::run_panels(ws, false, cout, gb * NR, tn, T(1), dm + xi * cout * tiles + t0, tiles, v + xi * TB * G * NR,
-                               TB * NR, i0 == 0 && t0 == 0 ? T(0) : T(1), acc + xi * cout * cinp + b0 * NR, cinp);
+            kernel::run_panels(ws, false, cout, gb * NR, tn, T(1), dm + xi * cout * tiles + t0, tiles,
+                               v + xi * TB * G * NR, TB * NR, i0 == 0 && t0 == 0 ? T(0) : T(1),
+                               acc + xi * cout * gr.cinp + b0 * NR, gr.cinp);
         }
       });
     }
@@ -1492,7 +1505,7 @@ struct cpu_backend_t {
     parallel_planes_if(ctx, cout, static_cast<double>(cout * cin * 16), [&](index_t co) {
       for (index_t ci = 0; ci < cin; ++ci) {
         T uu[4][4];
-        for (index_t xi = 0; xi < 16; ++xi) uu[xi / 4][xi % 4] = acc[(xi * cout + co) * cinp + ci];
+        for (index_t xi = 0; xi < 16; ++xi) uu[xi / 4][xi % 4] = acc[(xi * cout + co) * gr.cinp + ci];
         T t3[3][4];
         for (index_t c = 0; c < 4; ++c) {
           t3[0][c] = uu[0][c] + T(0.5) * (uu[1][c] + uu[2][c]);
