@@ -257,6 +257,8 @@ constexpr const char* kind_names[k_count] = {
     "dense conv 3x3, block 4", "transition conv 1x1",  "batch norm (+ReLU)",      "pooling (max/avg/global)",
     "concatenation copies", "classifier + loss"};
 static_assert(models::densenet121::blocks.size() == 4, "the breakdown names four dense blocks");
+static_assert(layers::dense_layer<B>::folded && layers::transition<B>::folded,
+              "the replay folds the batch norms into the convolutions, as the dense layers and transitions do here");
 
 struct pass_times {
   double seconds[k_count][2] = {};  ///< [kind][0 forward, 1 backward]
@@ -315,7 +317,7 @@ pass_times replay_once(const options& o, B::context& ctx) {
     bn_t n2;
     conv_t c2;
     bn_t::cache n1c{}, n2c{};
-    tensor<B> a1{}, z1{}, a2{};
+    tensor<B> scale1{}, shift1{}, z1{}, scale2{}, shift2{};  // both BNs folded into the convolutions, as dense_layer does
   };
   struct block_parts {
     std::vector<dense_parts> layers;
@@ -327,7 +329,7 @@ pass_times replay_once(const options& o, B::context& ctx) {
     conv_t c;
     avg_pool<B> p;
     bn_t::cache nc{};
-    tensor<B> a{};
+    tensor<B> scale{}, shift{};  // the batch norm folded into the convolution, as transition does on this backend
     shape z{};
   };
   std::vector<block_parts> blocks(cfg::blocks.size());
@@ -351,27 +353,38 @@ pass_times replay_once(const options& o, B::context& ctx) {
       d.c1.init(r);
       d.c2.init(r);
       const tensor<B> xin = bp.buffer.channels(0, cl);
-      timed(fw(k_bn), [&] {
+      timed(fw(k_bn), [&] {  // BN1: statistics and the per-channel map only; conv1 applies it while packing
+        d.scale1 = tensor<B>(shape{cl});
+        d.shift1 = tensor<B>(shape{cl});
         if (train) {
-          d.a1 = tensor<B>(xin.dims());
-          d.n1.forward_into(ctx, xin, d.a1, d.n1c, true);
+          d.n1.statistics_into(ctx, xin, d.n1c);
+          d.n1.fold(ctx, d.n1c, d.scale1, d.shift1);
         } else {
-          d.a1 = d.n1.infer(ctx, xin);
+          d.n1.fold_running(ctx, d.scale1, d.shift1);
         }
       });
-      d.z1 = timed(fw(k1x1), [&] { return d.c1.infer(ctx, d.a1); });
-      t.gflop[k1x1][0] += conv_gflop(d.c1, d.a1.dims());
-      timed(fw(k_bn), [&] {
+      d.z1 = timed(fw(k1x1), [&] {
+        tensor<B> z(d.c1.output_shape(xin.dims()));
+        B::conv2d_affine_relu_forward(ctx, xin, d.scale1, d.shift1, d.c1.weight().value, z, d.c1.geometry());
+        return z;
+      });
+      t.gflop[k1x1][0] += conv_gflop(d.c1, xin.dims());
+      timed(fw(k_bn), [&] {  // BN2 likewise, applied by conv2 while it pads its input
+        d.scale2 = tensor<B>(shape{bottleneck});
+        d.shift2 = tensor<B>(shape{bottleneck});
         if (train) {
-          d.a2 = tensor<B>(d.z1.dims());
-          d.n2.forward_into(ctx, d.z1, d.a2, d.n2c, true);
+          d.n2.statistics_into(ctx, d.z1, d.n2c);
+          d.n2.fold(ctx, d.n2c, d.scale2, d.shift2);
         } else {
-          d.a2 = d.n2.infer(ctx, d.z1);
+          d.n2.fold_running(ctx, d.scale2, d.shift2);
         }
       });
-      timed(fw(k3x3), [&] { d.c2.forward_into(ctx, d.a2, bp.buffer.channels(cl, k)); });
-      t.gflop[k3x3][0] += conv_gflop(d.c2, d.a2.dims());
-      if (!train) d.a1 = d.z1 = d.a2 = tensor<B>();  // inference keeps nothing
+      timed(fw(k3x3), [&] {
+        B::conv2d_affine_relu_forward(ctx, d.z1, d.scale2, d.shift2, d.c2.weight().value, bp.buffer.channels(cl, k),
+                                      d.c2.geometry());
+      });
+      t.gflop[k3x3][0] += conv_gflop(d.c2, d.z1.dims());
+      if (!train) d.scale1 = d.shift1 = d.z1 = d.scale2 = d.shift2 = tensor<B>();  // inference keeps nothing
     }
     c += layers * k;
     h = bp.buffer;
@@ -382,11 +395,24 @@ pass_times replay_once(const options& o, B::context& ctx) {
           bn_t({.channels = c, .relu = true}), conv_t({.in_channels = c, .out_channels = out, .kernel = 1}),
           avg_pool<B>({.kernel = 2, .stride = 2})});
       tp.c.init(r);
-      tp.a = timed(fw(k_bn), [&] { return train ? tp.n.forward(ctx, h, tp.nc) : tp.n.infer(ctx, h); });
-      const tensor<B> z = timed(fw(k_trans1x1), [&] { return tp.c.infer(ctx, tp.a); });
-      t.gflop[k_trans1x1][0] += conv_gflop(tp.c, tp.a.dims());
+      timed(fw(k_bn), [&] {
+        tp.scale = tensor<B>(shape{c});
+        tp.shift = tensor<B>(shape{c});
+        if (train) {
+          tp.n.statistics_into(ctx, h, tp.nc);
+          tp.n.fold(ctx, tp.nc, tp.scale, tp.shift);
+        } else {
+          tp.n.fold_running(ctx, tp.scale, tp.shift);
+        }
+      });
+      const tensor<B> z = timed(fw(k_trans1x1), [&] {
+        tensor<B> out_z(tp.c.output_shape(h.dims()));
+        B::conv2d_affine_relu_forward(ctx, h, tp.scale, tp.shift, tp.c.weight().value, out_z, tp.c.geometry());
+        return out_z;
+      });
+      t.gflop[k_trans1x1][0] += conv_gflop(tp.c, h.dims());
       tp.z = z.dims();
-      if (!train) tp.a = tensor<B>();
+      if (!train) tp.scale = tp.shift = tensor<B>();
       h = timed(fw(k_pool), [&] { return tp.p.infer(ctx, z); });
       c = out;
     }
@@ -425,11 +451,14 @@ pass_times replay_once(const options& o, B::context& ctx) {
       transition_parts& tp = trans[b];
       const avg_pool<B>::cache pc{tp.z};
       const tensor<B> dz = timed(bw(k_pool), [&] { return tp.p.backward(ctx, pc, g, mode); });
-      const tensor<B> da(tp.a.dims());
-      timed(bw(k_trans1x1), [&] { tp.c.backward_into(ctx, tp.a, dz, da, 0.0f, mode); });
-      t.gflop[k_trans1x1][1] += 2.0 * conv_gflop(tp.c, tp.a.dims());
+      const tensor<B> xin = tp.nc.x, da(xin.dims());
+      timed(bw(k_trans1x1), [&] {
+        B::conv2d_affine_relu_backward_filter(ctx, xin, tp.scale, tp.shift, dz, tp.c.weight().grad, tp.c.geometry(), 0.0f);
+        B::conv2d_backward_data(ctx, dz, tp.c.weight().value, da, tp.c.geometry(), 0.0f);
+      });
+      t.gflop[k_trans1x1][1] += 2.0 * conv_gflop(tp.c, xin.dims());
       g = timed(bw(k_bn), [&] { return tp.n.backward(ctx, tp.nc, da, mode); });
-      tp.a = tensor<B>();
+      tp.scale = tp.shift = tensor<B>();
       tp.nc = {};
     }
     block_parts& bp = blocks[b];
@@ -439,16 +468,22 @@ pass_times replay_once(const options& o, B::context& ctx) {
     for (std::size_t l = bp.layers.size(); l-- > 0;) {
       ch -= k;
       dense_parts& d = bp.layers[l];
-      const tensor<B> da2(d.a2.dims());
-      timed(bw(k3x3), [&] { d.c2.backward_into(ctx, d.a2, gg.channels(ch, k), da2, 0.0f, mode); });
-      t.gflop[k3x3][1] += 2.0 * conv_gflop(d.c2, d.a2.dims());
+      const tensor<B> da2(d.z1.dims()), dy = gg.channels(ch, k);
+      timed(bw(k3x3), [&] {
+        B::conv2d_affine_relu_backward_filter(ctx, d.z1, d.scale2, d.shift2, dy, d.c2.weight().grad, d.c2.geometry(), 0.0f);
+        B::conv2d_backward_data(ctx, dy, d.c2.weight().value, da2, d.c2.geometry(), 0.0f);
+      });
+      t.gflop[k3x3][1] += 2.0 * conv_gflop(d.c2, d.z1.dims());
       const tensor<B> dz1(d.z1.dims());
       timed(bw(k_bn), [&] { d.n2.backward_into(ctx, d.n2c, da2, dz1, 0.0f, mode); });
-      const tensor<B> da1(d.a1.dims());
-      timed(bw(k1x1), [&] { d.c1.backward_into(ctx, d.a1, dz1, da1, 0.0f, mode); });
-      t.gflop[k1x1][1] += 2.0 * conv_gflop(d.c1, d.a1.dims());
+      const tensor<B> xin = d.n1c.x, da1(xin.dims());
+      timed(bw(k1x1), [&] {
+        B::conv2d_affine_relu_backward_filter(ctx, xin, d.scale1, d.shift1, dz1, d.c1.weight().grad, d.c1.geometry(), 0.0f);
+        B::conv2d_backward_data(ctx, dz1, d.c1.weight().value, da1, conv_geometry{1, 1, 1, 0}, 0.0f);
+      });
+      t.gflop[k1x1][1] += 2.0 * conv_gflop(d.c1, xin.dims());
       timed(bw(k_bn), [&] { d.n1.backward_into(ctx, d.n1c, da1, gg.channels(0, ch), 1.0f, mode); });
-      d.a1 = d.z1 = d.a2 = tensor<B>();
+      d.scale1 = d.shift1 = d.z1 = d.scale2 = d.shift2 = tensor<B>();
       d.n1c = d.n2c = {};
     }
     g = timed(bw(k_copy), [&] { return gg.channels(0, bp.c0).clone(); });

@@ -29,6 +29,21 @@ concept Backend = requires {
   B::copy(ct, t);
 };
 
+/// A backend that folds a batch norm and its ReLU into the convolution that follows (the CPU backend): it
+/// computes batch statistics without writing an output, turns them into a per-channel scale and shift, and
+/// applies those to the convolution's input while packing it. Dense layers use it when it is there and never
+/// store their BN-ReLU outputs; with other backends they run batch norm and convolution one after the other.
+template <class B>
+concept FoldsBatchNormIntoConv =
+    Backend<B> && requires(typename B::context& ctx, const tensor<B>& t, typename B::scalar_type s, double d,
+                           const conv_geometry& g) {
+      B::batch_norm_statistics(ctx, t, t, t, &t, &t, d, d);
+      B::batch_norm_fold(ctx, t, t, t, t, t, t);
+      B::batch_norm_fold_running(ctx, t, t, t, t, d, t, t);
+      B::conv2d_affine_relu_forward(ctx, t, t, t, t, t, g);
+      B::conv2d_affine_relu_backward_filter(ctx, t, t, t, t, t, g, s);
+    };
+
 /// A trainable parameter: its value and the gradient backward writes into.
 template <class B>
 struct parameter {

@@ -62,6 +62,25 @@ class batch_norm {
                                 opt_.momentum, opt_.eps, opt_.relu);
     if (update_running) ++num_batches_tracked_;
   }
+  /// The statistics half of a training forward: the batch statistics into the cache and the running statistics
+  /// updated, no output written. For a consumer that applies the normalisation itself (`fold`; a dense layer's
+  /// 1x1 convolution). Needs a backend with FoldsBatchNormIntoConv1x1.
+  void statistics_into(typename B::context& ctx, const tensor_t& x, cache& c) {
+    check_input(x.dims());
+    c.x = x;
+    c.mean = tensor_t(shape{opt_.channels});
+    c.invstd = tensor_t(shape{opt_.channels});
+    B::batch_norm_statistics(ctx, x, c.mean, c.invstd, &running_mean_, &running_var_, opt_.momentum, opt_.eps);
+    ++num_batches_tracked_;
+  }
+  /// The training-mode normalisation of a cached forward as y = x·scale + shift per channel (scale, shift: (C)).
+  void fold(typename B::context& ctx, const cache& c, const tensor_t& scale, const tensor_t& shift) const {
+    B::batch_norm_fold(ctx, gamma_.value, beta_.value, c.mean, c.invstd, scale, shift);
+  }
+  /// The inference-mode normalisation (running statistics) as y = x·scale + shift per channel.
+  void fold_running(typename B::context& ctx, const tensor_t& scale, const tensor_t& shift) const {
+    B::batch_norm_fold_running(ctx, gamma_.value, beta_.value, running_mean_, running_var_, opt_.eps, scale, shift);
+  }
   /// Recomputes the training-mode output of a cached forward without touching any statistics.
   void recompute_into(typename B::context& ctx, const cache& c, const tensor_t& y) const {
     B::batch_norm_recompute(ctx, c.x, gamma_.value, beta_.value, c.mean, c.invstd, y, opt_.relu);

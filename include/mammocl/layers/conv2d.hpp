@@ -98,7 +98,9 @@ class conv2d {
   void for_each_buffer(const std::string&, F&&) {}
 
   [[nodiscard]] const options& opts() const noexcept { return opt_; }
+  [[nodiscard]] const conv_geometry& geometry() const noexcept { return geom_; }
   [[nodiscard]] parameter<B>& weight() noexcept { return weight_; }
+  [[nodiscard]] const parameter<B>& weight() const noexcept { return weight_; }
   [[nodiscard]] parameter<B>& bias() noexcept { return bias_; }
 
  private:

@@ -5,8 +5,10 @@
 /// A dense block keeps one concatenation buffer (N, C0 + L·k, H, W): the block input is copied into its
 /// first C0 channels, layer l reads channels [0, C_l) as a strided view and writes its k new channels
 /// right after them. No layer copies its input, so the quadratic memory of per-layer concatenation is gone
-/// in both modes. In the memory-efficient mode (Pleiss et al.) each layer's BN1-ReLU output, the largest
-/// cached tensor, is not kept: backward recomputes it from the buffer and the saved batch statistics,
+/// in both modes. On backends that fold batch norm into convolutions (the CPU backend) no BN-ReLU output is
+/// stored at all: the convolutions normalise their inputs while packing them, and the two modes are the same
+/// computation. Elsewhere, in the memory-efficient mode (Pleiss et al.) each layer's BN1-ReLU output, the
+/// largest cached tensor, is not kept: backward recomputes it from the buffer and the saved batch statistics,
 /// without touching the running statistics. Both modes give bit-identical results.
 #include <string>
 #include <vector>
@@ -27,13 +29,19 @@ class dense_layer {
     index_t in_channels = 0, growth = 32, bn_size = 4;
     bool memory_efficient = false;
   };
+  /// Whether the two batch norms (and ReLUs) are folded into the convolutions after them (backends with
+  /// FoldsBatchNormIntoConv, the CPU backend): conv1 then normalises the concatenation buffer while packing it
+  /// and conv2 normalises conv1's output while padding it, so neither BN-ReLU output is ever stored, in either
+  /// mode; the batch norms compute their statistics only. Other backends (CUDA) store both outputs (BN1's
+  /// only outside the memory-efficient mode) and run the layers one after the other.
+  static constexpr bool folded = FoldsBatchNormIntoConv<B>;
   struct cache {
     typename batch_norm<B>::cache n1, n2;
-    tensor_t a1;  // (N,C_l,H,W)  ReLU(BN1(x)); empty in the memory-efficient mode
-    tensor_t z1;  // (N,bn·k,H,W) conv1 output
-    tensor_t a2;  // (N,bn·k,H,W) ReLU(BN2(z1))
+    tensor_t a1;                              // (N,C_l,H,W)  ReLU(BN1(x)): unfolded, not memory-efficient
+    tensor_t z1;                              // (N,bn·k,H,W) conv1 output
+    tensor_t a2;                              // (N,bn·k,H,W) ReLU(BN2(z1)): unfolded only
+    tensor_t scale1, shift1, scale2, shift2;  // (C_l), (bn·k): the batch norms as per-channel maps, folded only
   };
-
   explicit dense_layer(const options& o)
       : opt_(o),
         norm1_({.channels = o.in_channels, .relu = true}),
@@ -49,34 +57,64 @@ class dense_layer {
 
   /// Training forward of x (N,C_l,H,W), possibly a strided view, into y (N,k,H,W), possibly a view.
   void forward_into(typename B::context& ctx, const tensor_t& x, const tensor_t& y, cache& c) {
-    tensor_t a1(x.dims());
-    norm1_.forward_into(ctx, x, a1, c.n1, true);
-    c.z1 = conv1_.infer(ctx, a1);
-    c.a2 = tensor_t(c.z1.dims());
-    norm2_.forward_into(ctx, c.z1, c.a2, c.n2, true);
-    conv2_.forward_into(ctx, c.a2, y);
-    c.a1 = opt_.memory_efficient ? tensor_t() : a1;
+    if constexpr (folded) {
+      const auto fold = [&](batch_norm<B>& norm, const tensor_t& in, typename batch_norm<B>::cache& nc, tensor_t& scale,
+                            tensor_t& shift) {
+        norm.statistics_into(ctx, in, nc);
+        scale = tensor_t(shape{in.c()});
+        shift = tensor_t(shape{in.c()});
+        norm.fold(ctx, nc, scale, shift);
+      };
+      fold(norm1_, x, c.n1, c.scale1, c.shift1);
+      c.z1 = tensor_t(conv1_.output_shape(x.dims()));
+      B::conv2d_affine_relu_forward(ctx, x, c.scale1, c.shift1, conv1_.weight().value, c.z1, conv1_.geometry());
+      fold(norm2_, c.z1, c.n2, c.scale2, c.shift2);
+      MAMMOCL_EXPECTS(y.dims() == conv2_.output_shape(c.z1.dims()), "dense_layer: output buffer has shape ", y.dims(),
+                      ", expected ", conv2_.output_shape(c.z1.dims()));
+      B::conv2d_affine_relu_forward(ctx, c.z1, c.scale2, c.shift2, conv2_.weight().value, y, conv2_.geometry());
+    } else {
+      tensor_t a1(x.dims());
+      norm1_.forward_into(ctx, x, a1, c.n1, true);
+      c.z1 = conv1_.infer(ctx, a1);
+      c.a1 = opt_.memory_efficient ? tensor_t() : a1;
+      c.a2 = tensor_t(c.z1.dims());
+      norm2_.forward_into(ctx, c.z1, c.a2, c.n2, true);
+      conv2_.forward_into(ctx, c.a2, y);
+    }
   }
   /// Backward: dx = dx + ∂L/∂x (dx is accumulated into, it may be a strided view). `scratch` holds at
-  /// least x's elements and is used to recompute BN1-ReLU in the memory-efficient mode.
+  /// least x's elements and is used to recompute BN1-ReLU in the memory-efficient mode (unfolded backends).
   void backward_into(typename B::context& ctx, cache& c, const tensor_t& dy, const tensor_t& dx, grad_mode mode,
                      const tensor_t& scratch = {}) {
     const tensor_t& x = c.n1.x;
-    tensor_t a1 = c.a1;
-    if (opt_.memory_efficient) {
-      MAMMOCL_EXPECTS(scratch.numel() >= x.numel(), "dense_layer::backward: recomputation scratch of ", scratch.numel(),
-                      " elements, need ", x.numel());
-      a1 = scratch.prefix(x.dims());
-      norm1_.recompute_into(ctx, c.n1, a1);
+    tensor_t da2(c.z1.dims());
+    if constexpr (folded) {
+      const T wb = mode == grad_mode::accumulate ? T(1) : T(0);
+      B::conv2d_affine_relu_backward_filter(ctx, c.z1, c.scale2, c.shift2, dy, conv2_.weight().grad, conv2_.geometry(), wb);
+      B::conv2d_backward_data(ctx, dy, conv2_.weight().value, da2, conv2_.geometry(), T(0));
+      tensor_t dz1(c.z1.dims());
+      norm2_.backward_into(ctx, c.n2, da2, dz1, T(0), mode);
+      da2 = tensor_t();
+      tensor_t da1(x.dims());
+      B::conv2d_affine_relu_backward_filter(ctx, x, c.scale1, c.shift1, dz1, conv1_.weight().grad, conv1_.geometry(), wb);
+      B::conv2d_backward_data(ctx, dz1, conv1_.weight().value, da1, conv1_.geometry(), T(0));
+      norm1_.backward_into(ctx, c.n1, da1, dx, T(1), mode);
+    } else {
+      tensor_t a1 = c.a1;
+      if (opt_.memory_efficient) {
+        MAMMOCL_EXPECTS(scratch.numel() >= x.numel(), "dense_layer::backward: recomputation scratch of ", scratch.numel(),
+                        " elements, need ", x.numel());
+        a1 = scratch.prefix(x.dims());
+        norm1_.recompute_into(ctx, c.n1, a1);
+      }
+      conv2_.backward_into(ctx, c.a2, dy, da2, T(0), mode);
+      tensor_t dz1(c.z1.dims());
+      norm2_.backward_into(ctx, c.n2, da2, dz1, T(0), mode);
+      da2 = tensor_t();
+      tensor_t da1(x.dims());
+      conv1_.backward_into(ctx, a1, dz1, da1, T(0), mode);
+      norm1_.backward_into(ctx, c.n1, da1, dx, T(1), mode);
     }
-    tensor_t da2(c.a2.dims());
-    conv2_.backward_into(ctx, c.a2, dy, da2, T(0), mode);
-    tensor_t dz1(c.z1.dims());
-    norm2_.backward_into(ctx, c.n2, da2, dz1, T(0), mode);
-    da2 = tensor_t();
-    tensor_t da1(x.dims());
-    conv1_.backward_into(ctx, a1, dz1, da1, T(0), mode);
-    norm1_.backward_into(ctx, c.n1, da1, dx, T(1), mode);
   }
 
   /// Stand-alone use (tests, custom models): y (N,k,H,W) from x (N,C_l,H,W).
@@ -91,11 +129,23 @@ class dense_layer {
     return y;
   }
   void infer_into(typename B::context& ctx, const tensor_t& x, const tensor_t& y) const {
-    conv2_.forward_into(ctx, norm2_.infer(ctx, conv1_.infer(ctx, norm1_.infer(ctx, x))), y);
+    if constexpr (folded) {
+      const tensor_t scale1(shape{x.c()}), shift1(shape{x.c()});
+      norm1_.fold_running(ctx, scale1, shift1);
+      const tensor_t z1(conv1_.output_shape(x.dims()));
+      B::conv2d_affine_relu_forward(ctx, x, scale1, shift1, conv1_.weight().value, z1, conv1_.geometry());
+      const tensor_t scale2(shape{z1.c()}), shift2(shape{z1.c()});
+      norm2_.fold_running(ctx, scale2, shift2);
+      MAMMOCL_EXPECTS(y.dims() == conv2_.output_shape(z1.dims()), "dense_layer: output buffer has shape ", y.dims(),
+                      ", expected ", conv2_.output_shape(z1.dims()));
+      B::conv2d_affine_relu_forward(ctx, z1, scale2, shift2, conv2_.weight().value, y, conv2_.geometry());
+    } else {
+      conv2_.forward_into(ctx, norm2_.infer(ctx, conv1_.infer(ctx, norm1_.infer(ctx, x))), y);
+    }
   }
   [[nodiscard]] tensor_t backward(typename B::context& ctx, cache& c, const tensor_t& dy, grad_mode mode) {
     tensor_t dx = tensor_t::zeros(c.n1.x.dims());
-    tensor_t scratch = opt_.memory_efficient ? tensor_t(c.n1.x.dims()) : tensor_t();
+    tensor_t scratch = opt_.memory_efficient && !folded ? tensor_t(c.n1.x.dims()) : tensor_t();
     backward_into(ctx, c, dy, dx, mode, scratch);
     return dx;
   }
@@ -181,7 +231,7 @@ class dense_block {
                     c.buffer.dims());
     tensor_t g = dy.clone();
     tensor_t scratch;
-    if (opt_.memory_efficient) {
+    if (opt_.memory_efficient && !dense_layer<B>::folded) {
       const index_t cmax = out_channels() - opt_.growth;
       scratch = tensor_t(shape{dy.n(), cmax, dy.h(), dy.w()});
     }

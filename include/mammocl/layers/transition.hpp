@@ -1,5 +1,7 @@
 #pragma once
-/// DenseNet's `transition`: BN-ReLU → conv 1x1 (C → C_out) → average pool 2x2, stride 2.
+/// DenseNet's `transition`: BN-ReLU → conv 1x1 (C → C_out) → average pool 2x2, stride 2. On backends that fold
+/// batch norm into convolutions (FoldsBatchNormIntoConv, the CPU backend) the BN-ReLU output is never stored:
+/// the batch norm computes its statistics and the convolution normalises the block's buffer while packing it.
 #include <string>
 
 #include "mammocl/core/concepts.hpp"
@@ -18,10 +20,12 @@ class transition {
   struct options {
     index_t in_channels = 0, out_channels = 0;
   };
+  static constexpr bool folded = FoldsBatchNormIntoConv<B>;
   struct cache {
     typename batch_norm<B>::cache n;
-    tensor_t a;  // (N,C,H,W)      ReLU(BN(x))
-    shape z;     // (N,C_out,H,W)  conv output shape
+    tensor_t a;             // (N,C,H,W)      ReLU(BN(x)), unfolded backends only
+    tensor_t scale, shift;  // (C)            the batch norm as a per-channel map, folded only
+    shape z;                // (N,C_out,H,W)  conv output shape
   };
   explicit transition(const options& o)
       : norm_({.channels = o.in_channels, .relu = true}),
@@ -31,19 +35,44 @@ class transition {
 
   /// (N,C,H,W) → (N,C_out,⌊H/2⌋,⌊W/2⌋)
   [[nodiscard]] tensor_t forward(typename B::context& ctx, const tensor_t& x, cache& c) {
-    c.a = norm_.forward(ctx, x, c.n);
-    tensor_t z = conv_.infer(ctx, c.a);
+    tensor_t z;
+    if constexpr (folded) {
+      norm_.statistics_into(ctx, x, c.n);
+      c.scale = tensor_t(shape{x.c()});
+      c.shift = tensor_t(shape{x.c()});
+      norm_.fold(ctx, c.n, c.scale, c.shift);
+      z = tensor_t(conv_.output_shape(x.dims()));
+      B::conv2d_affine_relu_forward(ctx, x, c.scale, c.shift, conv_.weight().value, z, conv_.geometry());
+    } else {
+      c.a = norm_.forward(ctx, x, c.n);
+      z = conv_.infer(ctx, c.a);
+    }
     c.z = z.dims();
     return pool_.infer(ctx, z);
   }
   [[nodiscard]] tensor_t infer(typename B::context& ctx, const tensor_t& x) const {
-    return pool_.infer(ctx, conv_.infer(ctx, norm_.infer(ctx, x)));
+    if constexpr (folded) {
+      const tensor_t scale(shape{x.c()}), shift(shape{x.c()});
+      norm_.fold_running(ctx, scale, shift);
+      const tensor_t z(conv_.output_shape(x.dims()));
+      B::conv2d_affine_relu_forward(ctx, x, scale, shift, conv_.weight().value, z, conv_.geometry());
+      return pool_.infer(ctx, z);
+    } else {
+      return pool_.infer(ctx, conv_.infer(ctx, norm_.infer(ctx, x)));
+    }
   }
   [[nodiscard]] tensor_t backward(typename B::context& ctx, cache& c, const tensor_t& dy, grad_mode mode) {
     typename avg_pool<B>::cache pc{c.z};
     tensor_t dz = pool_.backward(ctx, pc, dy, mode);
-    tensor_t da(c.a.dims());
-    conv_.backward_into(ctx, c.a, dz, da, T(0), mode);
+    const tensor_t& x = c.n.x;
+    tensor_t da(x.dims());
+    if constexpr (folded) {
+      B::conv2d_affine_relu_backward_filter(ctx, x, c.scale, c.shift, dz, conv_.weight().grad, conv_.geometry(),
+                                            mode == grad_mode::accumulate ? T(1) : T(0));
+      B::conv2d_backward_data(ctx, dz, conv_.weight().value, da, conv_.geometry(), T(0));
+    } else {
+      conv_.backward_into(ctx, c.a, dz, da, T(0), mode);
+    }
     return norm_.backward(ctx, c.n, da, mode);
   }
   template <class F>

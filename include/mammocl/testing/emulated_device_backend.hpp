@@ -25,7 +25,10 @@
 
 namespace mammocl::testing {
 
-template <class T>
+/// Fold: whether it offers the CPU backend's batch-norm-into-convolution ops (FoldsBatchNormIntoConv). With
+/// false, dense layers take the path they take on backends without them (the CUDA backend): BN-ReLU outputs
+/// stored, then the convolutions.
+template <class T, bool Fold = true>
 struct emulated_device_backend_t {
   using scalar_type = T;
   static constexpr bool is_host = false;
@@ -91,6 +94,40 @@ struct emulated_device_backend_t {
     const opt rm(running_mean), rv(running_var);
     host::batch_norm_forward_train(ctx.cpu(), h(x), h(gamma), h(beta), h(y), h(save_mean), h(save_invstd), rm.get(),
                                    rv.get(), momentum, eps, relu);
+  }
+  static void batch_norm_statistics(context& ctx, const tensor_t& x, const tensor_t& save_mean,
+                                    const tensor_t& save_invstd, const tensor_t* running_mean,
+                                    const tensor_t* running_var, double momentum, double eps)
+    requires Fold
+  {
+    const opt rm(running_mean), rv(running_var);
+    host::batch_norm_statistics(ctx.cpu(), h(x), h(save_mean), h(save_invstd), rm.get(), rv.get(), momentum, eps);
+  }
+  static void batch_norm_fold(context& ctx, const tensor_t& gamma, const tensor_t& beta, const tensor_t& save_mean,
+                              const tensor_t& save_invstd, const tensor_t& scale, const tensor_t& shift)
+    requires Fold
+  {
+    host::batch_norm_fold(ctx.cpu(), h(gamma), h(beta), h(save_mean), h(save_invstd), h(scale), h(shift));
+  }
+  static void batch_norm_fold_running(context& ctx, const tensor_t& gamma, const tensor_t& beta,
+                                      const tensor_t& running_mean, const tensor_t& running_var, double eps,
+                                      const tensor_t& scale, const tensor_t& shift)
+    requires Fold
+  {
+    host::batch_norm_fold_running(ctx.cpu(), h(gamma), h(beta), h(running_mean), h(running_var), eps, h(scale), h(shift));
+  }
+  static void conv2d_affine_relu_forward(context& ctx, const tensor_t& x, const tensor_t& scale, const tensor_t& shift,
+                                         const tensor_t& w, const tensor_t& y, const conv_geometry& g)
+    requires Fold
+  {
+    host::conv2d_affine_relu_forward(ctx.cpu(), h(x), h(scale), h(shift), h(w), h(y), g);
+  }
+  static void conv2d_affine_relu_backward_filter(context& ctx, const tensor_t& x, const tensor_t& scale,
+                                                 const tensor_t& shift, const tensor_t& dy, const tensor_t& dw,
+                                                 const conv_geometry& g, T beta)
+    requires Fold
+  {
+    host::conv2d_affine_relu_backward_filter(ctx.cpu(), h(x), h(scale), h(shift), h(dy), h(dw), g, beta);
   }
   static void batch_norm_recompute(context& ctx, const tensor_t& x, const tensor_t& gamma, const tensor_t& beta,
                                    const tensor_t& save_mean, const tensor_t& save_invstd, const tensor_t& y, bool relu) {
@@ -219,5 +256,8 @@ using emulated_device_backend = emulated_device_backend_t<float>;
 
 static_assert(Backend<emulated_device_backend>, "mammocl: emulated_device_backend must satisfy the Backend concept.");
 static_assert(!emulated_device_backend::is_host, "mammocl: emulated_device_backend must look like a device backend.");
+static_assert(FoldsBatchNormIntoConv<emulated_device_backend> &&
+                  !FoldsBatchNormIntoConv<emulated_device_backend_t<float, false>>,
+              "mammocl: emulated_device_backend_t<T, Fold> offers the folded batch-norm ops exactly when Fold is true.");
 
 }  // namespace mammocl::testing

@@ -383,6 +383,84 @@ struct cpu_backend_t {
     }
   }
 
+  // ---------------------------------------------------------------- batch norm + ReLU folded into a convolution
+
+  /// y = conv(max(0, x·scale + shift), w), without bias: a convolution whose input is the batch norm and ReLU of
+  /// x, given as per-channel scale and shift (batch_norm_fold, batch_norm_fold_running). The normalised input is
+  /// never stored: the kernels apply the map to x while they pack it (1x1: the GEMM's panels; stride-1
+  /// Winograd and direct kernels: the padded, channel-blocked copy of the image, whose zero padding stays
+  /// zero). DenseNet's BN1-ReLU-conv1 and BN2-ReLU-conv2 run this way. Other geometries compute the map into
+  /// a temporary and call conv2d_forward. Same values as batch_norm_forward_train (or _eval) followed by
+  /// conv2d_forward, to the rounding of the map's multiply-add (x·scale + shift, contracted to one FMA or not
+  /// by the compiler in both).
+  static void conv2d_affine_relu_forward(context& ctx, const tensor_t& x, const tensor_t& scale, const tensor_t& shift,
+                                         const tensor_t& w, const tensor_t& y, const conv_geometry& g) {
+    const index_t cin = x.c(), h = x.h(), wd = x.w(), cout = w.dim(0), p = x.h() * x.w();
+    check_folded_conv(x, scale, shift, w, g, y.dims(), "conv2d_affine_relu_forward");
+    const input_map xf{scale.data(), shift.data()};
+    if constexpr (implicit_gemm) {
+      if (g.pointwise()) {
+        per_image_gemm(ctx, x.n(), p, static_cast<double>(cout) * static_cast<double>(p) * static_cast<double>(cin),
+                       [&](index_t i, index_t c0, index_t c1) {
+                         thread_local detail::gemm_workspace<T> ws;
+                         const T* xi = x.item(i) + c0;
+                         kernel::run_packed_b(
+                             ws, false, cout, c1 - c0, cin, T(1), w.data(), cin,
+                             [&](long pc, long jc, long kb, long nb, T* dst) { kernel::pack_b_as(false, xi, p, pc, jc, kb, nb, dst, xf); },
+                             T(0), y.item(i) + c0, p);
+                       });
+        return;
+      }
+      if (winograd_applies(g, cin, cout, x.n(), h, wd)) {
+        conv_forward_winograd(ctx, x, w.data(), cout, y, T(0), &xf);
+        return;
+      }
+      if (g.stride == 1) {
+        conv_forward_direct(ctx, x, w.data(), cout, y, g, T(0), &xf);
+        return;
+      }
+    }
+    const tensor_t a(x.dims());
+    affine_relu_planes(ctx, x, scale, shift, a);
+    conv2d_forward(ctx, a, w, nullptr, y, g);
+  }
+
+  /// dw = ∂L/∂w + beta·dw for conv2d_affine_relu_forward (the filter gradient of the convolution of the mapped
+  /// input), the map again applied while x is packed; same kernels, blocks and order as conv2d_backward_filter.
+  static void conv2d_affine_relu_backward_filter(context& ctx, const tensor_t& x, const tensor_t& scale,
+                                                 const tensor_t& shift, const tensor_t& dy, const tensor_t& dw,
+                                                 const conv_geometry& g, T beta) {
+    const index_t cin = x.c(), cout = dw.dim(0), p = dy.h() * dy.w();
+    check_folded_conv(x, scale, shift, dw, g, dy.dims(), "conv2d_affine_relu_backward_filter");
+    const input_map xf{scale.data(), shift.data()};
+    if constexpr (implicit_gemm) {
+      if (g.pointwise()) {
+        const auto images = [&](index_t r0, index_t r1, index_t c0, index_t c1) {
+          thread_local detail::gemm_workspace<T> ws;
+          const input_map part{scale.data() + c0, shift.data() + c0};
+          for (index_t i = 0; i < x.n(); ++i) {
+            const T* xi = x.item(i) + c0 * p;
+            kernel::run_packed_b(
+                ws, false, r1 - r0, c1 - c0, p, T(1), dy.item(i) + r0 * p, p,
+                [&](long pc, long jc, long kb, long nb, T* dst) { kernel::pack_b_as(true, xi, p, pc, jc, kb, nb, dst, part); },
+                i == 0 ? beta : T(1), dw.data() + r0 * cin + c0, cin);
+          }
+        };
+        const double macs = static_cast<double>(cout) * static_cast<double>(cin) * static_cast<double>(p * x.n());
+        product_blocks(ctx, cout, cin, macs, 64, images);
+        return;
+      }
+      if (g.stride == 1) {
+        if (winograd_applies(g, cin, cout, x.n(), x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta, &xf);
+        else filter_gradient_by_taps(ctx, x, dy, dw, g, beta, &xf);
+        return;
+      }
+    }
+    const tensor_t a(x.dims());
+    affine_relu_planes(ctx, x, scale, shift, a);
+    conv2d_backward_filter(ctx, a, dy, dw, nullptr, g, beta);
+  }
+
   // ---------------------------------------------------------------- batch norm
 
   /// Training-mode batch norm over (N,H,W) per channel, optionally followed by ReLU.
@@ -392,49 +470,47 @@ struct cpu_backend_t {
                                        const tensor_t& y, const tensor_t& save_mean, const tensor_t& save_invstd,
                                        const tensor_t* running_mean, const tensor_t* running_var, double momentum,
                                        double eps, bool relu) {
-    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c, m = n * hw;
-    MAMMOCL_EXPECTS(m > 1, "batch_norm: training needs more than one value per channel, got input ", x.dims());
+    const index_t n = x.n(), c = x.c(), hw = x.item_size() / c;
+    check_batch_statistics(x);
     parallel_planes(ctx, c, [&](index_t ch) {
-      // One pass over x for both statistics, shifted by K, the mean of the channel's first (up to) 256
-      // values: with d = x − K, μ = K + Σd/M and var = (Σd² − (Σd)²/M) / M. K is close to μ, so the
-      // subtraction cancels little (a factor 1 + ((K−μ)/σ)² of the sums' rounding), and a second read
-      // of x is saved. Per-plane sums in T (vectorised), planes added in double.
-      const T* first = x.item(0) + ch * hw;
-      const index_t ns = std::min<index_t>(hw, 256);
-      double k0 = 0;
-      for (index_t j = 0; j < ns; ++j) k0 += first[j];
-      const T shift = static_cast<T>(k0 / static_cast<double>(ns));
-      double v = 0, dsum = 0;
-      for (index_t i = 0; i < n; ++i) {
-        const T* p = x.item(i) + ch * hw;
-        T a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-        for (index_t j = 0; j < hw; ++j) {
-          const T d = p[j] - shift;
-          a += d * d;
-          b += d;
-        }
-        v += a;
-        dsum += b;
-      }
-      const double mean = static_cast<double>(shift) + dsum / static_cast<double>(m);
-      v = std::max(0.0, v - dsum * dsum / static_cast<double>(m));
-      const double var = v / static_cast<double>(m);
-      const double inv = 1.0 / std::sqrt(var + eps);
-      save_mean.data()[ch] = static_cast<T>(mean);
-      save_invstd.data()[ch] = static_cast<T>(inv);
-      if (running_mean) {
-        T& rm = running_mean->data()[ch];
-        T& rv = running_var->data()[ch];
-        rm = static_cast<T>((1.0 - momentum) * rm + momentum * mean);
-        rv = static_cast<T>((1.0 - momentum) * rv + momentum * var * static_cast<double>(m) / static_cast<double>(m - 1));
-      }
+      channel_statistics(x, ch, save_mean, save_invstd, running_mean, running_var, momentum, eps);
       // The output is computed from the saved (rounded) statistics, so recomputation reproduces it bit for bit.
-      const double mean_s = save_mean.data()[ch], inv_s = save_invstd.data()[ch];
-      const T a = static_cast<T>(gamma.data()[ch] * inv_s);
-      const T b = static_cast<T>(beta.data()[ch] - mean_s * gamma.data()[ch] * inv_s);
+      const auto [a, b] = fold_saved(gamma, beta, save_mean, save_invstd, ch);
       for (index_t i = 0; i < n; ++i) affine(x.item(i) + ch * hw, y.item(i) + ch * hw, hw, a, b, relu);
     });
+  }
+
+  /// The statistics half of batch_norm_forward_train: the batch mean and 1/sqrt(var+eps) into save_mean and
+  /// save_invstd, the running statistics updated when given; no output is written. A dense layer calls it and
+  /// then applies the normalisation inside its convolutions (conv2d_affine_relu_forward).
+  static void batch_norm_statistics(context& ctx, const tensor_t& x, const tensor_t& save_mean,
+                                    const tensor_t& save_invstd, const tensor_t* running_mean,
+                                    const tensor_t* running_var, double momentum, double eps) {
+    check_batch_statistics(x);
+    parallel_planes(ctx, x.c(), [&](index_t ch) {
+      channel_statistics(x, ch, save_mean, save_invstd, running_mean, running_var, momentum, eps);
+    });
+  }
+
+  /// Training-mode batch norm as a per-channel affine map, y = x·scale + shift with scale = γ·invstd and
+  /// shift = β − μ·γ·invstd from the saved statistics: the coefficients batch_norm_forward_train applies.
+  static void batch_norm_fold(context&, const tensor_t& gamma, const tensor_t& beta, const tensor_t& save_mean,
+                              const tensor_t& save_invstd, const tensor_t& scale, const tensor_t& shift) {
+    for (index_t ch = 0; ch < gamma.numel(); ++ch) {
+      const auto [a, b] = fold_saved(gamma, beta, save_mean, save_invstd, ch);
+      scale.data()[ch] = a;
+      shift.data()[ch] = b;
+    }
+  }
+  /// Inference-mode batch norm as a per-channel affine map (the coefficients batch_norm_forward_eval applies).
+  static void batch_norm_fold_running(context&, const tensor_t& gamma, const tensor_t& beta,
+                                      const tensor_t& running_mean, const tensor_t& running_var, double eps,
+                                      const tensor_t& scale, const tensor_t& shift) {
+    for (index_t ch = 0; ch < gamma.numel(); ++ch) {
+      const auto [a, b] = fold_running(gamma, beta, running_mean, running_var, eps, ch);
+      scale.data()[ch] = a;
+      shift.data()[ch] = b;
+    }
   }
 
   /// Recomputes the training-mode output from saved statistics (memory-efficient mode). No statistics change.
@@ -442,9 +518,7 @@ struct cpu_backend_t {
                                    const tensor_t& save_mean, const tensor_t& save_invstd, const tensor_t& y, bool relu) {
     const index_t n = x.n(), c = x.c(), hw = x.item_size() / c;
     parallel_planes(ctx, c, [&](index_t ch) {
-      const double inv = save_invstd.data()[ch], mean = save_mean.data()[ch];
-      const T a = static_cast<T>(gamma.data()[ch] * inv);
-      const T b = static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv);
+      const auto [a, b] = fold_saved(gamma, beta, save_mean, save_invstd, ch);
       for (index_t i = 0; i < n; ++i) affine(x.item(i) + ch * hw, y.item(i) + ch * hw, hw, a, b, relu);
     });
   }
@@ -455,10 +529,7 @@ struct cpu_backend_t {
                                       const tensor_t& y, bool relu) {
     const index_t n = x.n(), c = x.c(), hw = x.item_size() / c;
     parallel_planes(ctx, c, [&](index_t ch) {
-      const double inv = 1.0 / std::sqrt(static_cast<double>(running_var.data()[ch]) + eps);
-      const double mean = running_mean.data()[ch];
-      const T a = static_cast<T>(gamma.data()[ch] * inv);
-      const T b = static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv);
+      const auto [a, b] = fold_running(gamma, beta, running_mean, running_var, eps, ch);
       for (index_t i = 0; i < n; ++i) affine(x.item(i) + ch * hw, y.item(i) + ch * hw, hw, a, b, relu);
     });
   }
@@ -873,6 +944,82 @@ struct cpu_backend_t {
       if (j1 > j0) f(x.item(i) + j0, y.item(i) + j0, j1 - j0);
     });
   }
+  static void check_folded_conv(const tensor_t& x, const tensor_t& scale, const tensor_t& shift, const tensor_t& w,
+                                const conv_geometry& g, const shape& out, const char* op) {
+    MAMMOCL_EXPECTS(x.rank() == 4 && w.rank() == 4 && w.dim(1) == x.c() && w.dim(2) == g.kh && w.dim(3) == g.kw, op,
+                    ": input ", x.dims(), " and filters ", w.dims(), " do not make a ", g.kh, "x", g.kw,
+                    " convolution of the input's channels");
+    MAMMOCL_EXPECTS(scale.numel() == x.c() && shift.numel() == x.c(), op, ": scale ", scale.dims(), " and shift ",
+                    shift.dims(), " must hold one value per input channel (", x.c(), ")");
+    const shape expected({x.n(), w.dim(0), g.out_h(x.h()), g.out_w(x.w())});
+    MAMMOCL_EXPECTS(out == expected, op, ": output (or output gradient) has shape ", out, ", expected ", expected);
+  }
+  /// a = max(0, x·scale + shift) per channel (the unfused form of the folded convolutions, for the Eigen build).
+  static void affine_relu_planes(context& ctx, const tensor_t& x, const tensor_t& scale, const tensor_t& shift,
+                                 const tensor_t& a) {
+    const index_t c = x.c(), hw = x.item_size() / c;
+    parallel_planes(ctx, x.n() * c, [&](index_t q) {
+      const index_t i = q / c, ch = q % c;
+      affine(x.item(i) + ch * hw, a.item(i) + ch * hw, hw, scale.data()[ch], shift.data()[ch], true);
+    });
+  }
+  static void check_batch_statistics(const tensor_t& x) {
+    MAMMOCL_EXPECTS(x.n() * (x.item_size() / x.c()) > 1, "batch_norm: training needs more than one value per channel, got input ",
+                    x.dims());
+  }
+  /// Batch statistics of channel ch of x into save_mean / save_invstd, and the running statistics' update
+  /// (running = (1−momentum)·running + momentum·batch, the variance unbiased) when they are given.
+  static void channel_statistics(const tensor_t& x, index_t ch, const tensor_t& save_mean, const tensor_t& save_invstd,
+                                 const tensor_t* running_mean, const tensor_t* running_var, double momentum, double eps) {
+    const index_t n = x.n(), hw = x.item_size() / x.c(), m = n * hw;
+    // One pass over x for both statistics, shifted by K, the mean of the channel's first (up to) 256
+    // values: with d = x − K, μ = K + Σd/M and var = (Σd² − (Σd)²/M) / M. K is close to μ, so the
+    // subtraction cancels little (a factor 1 + ((K−μ)/σ)² of the sums' rounding), and a second read
+    // of x is saved. Per-plane sums in T (vectorised), planes added in double.
+    const T* first = x.item(0) + ch * hw;
+    const index_t ns = std::min<index_t>(hw, 256);
+    double k0 = 0;
+    for (index_t j = 0; j < ns; ++j) k0 += first[j];
+    const T shift = static_cast<T>(k0 / static_cast<double>(ns));
+    double v = 0, dsum = 0;
+    for (index_t i = 0; i < n; ++i) {
+      const T* p = x.item(i) + ch * hw;
+      T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+      for (index_t j = 0; j < hw; ++j) {
+        const T d = p[j] - shift;
+        a += d * d;
+        b += d;
+      }
+      v += a;
+      dsum += b;
+    }
+    const double mean = static_cast<double>(shift) + dsum / static_cast<double>(m);
+    v = std::max(0.0, v - dsum * dsum / static_cast<double>(m));
+    const double var = v / static_cast<double>(m);
+    const double inv = 1.0 / std::sqrt(var + eps);
+    save_mean.data()[ch] = static_cast<T>(mean);
+    save_invstd.data()[ch] = static_cast<T>(inv);
+    if (running_mean) {
+      T& rm = running_mean->data()[ch];
+      T& rv = running_var->data()[ch];
+      rm = static_cast<T>((1.0 - momentum) * rm + momentum * mean);
+      rv = static_cast<T>((1.0 - momentum) * rv + momentum * var * static_cast<double>(m) / static_cast<double>(m - 1));
+    }
+  }
+  /// Channel ch's training-mode batch norm as y = a·x + b, from the saved (rounded) statistics.
+  static std::pair<T, T> fold_saved(const tensor_t& gamma, const tensor_t& beta, const tensor_t& save_mean,
+                                    const tensor_t& save_invstd, index_t ch) {
+    const double mean = save_mean.data()[ch], inv = save_invstd.data()[ch];
+    return {static_cast<T>(gamma.data()[ch] * inv), static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv)};
+  }
+  /// Channel ch's inference-mode batch norm as y = a·x + b, from the running statistics.
+  static std::pair<T, T> fold_running(const tensor_t& gamma, const tensor_t& beta, const tensor_t& running_mean,
+                                      const tensor_t& running_var, double eps, index_t ch) {
+    const double inv = 1.0 / std::sqrt(static_cast<double>(running_var.data()[ch]) + eps);
+    const double mean = running_mean.data()[ch];
+    return {static_cast<T>(gamma.data()[ch] * inv), static_cast<T>(beta.data()[ch] - mean * gamma.data()[ch] * inv)};
+  }
   static void affine(const T* x, T* y, index_t k, T a, T b, bool relu) {
     if (relu)
       for (index_t j = 0; j < k; ++j) { const T v = x[j] * a + b; y[j] = v > T(0) ? v : T(0); }
@@ -1046,6 +1193,9 @@ struct cpu_backend_t {
   static constexpr bool implicit_gemm = true;
 #endif
   using kernel = detail::gemm_kernel<T>;
+  /// A per-channel map max(0, x·scale + shift) applied to a convolution's input as it is packed (a folded
+  /// batch norm and ReLU; see conv2d_affine_relu_forward).
+  using input_map = typename kernel::affine_relu;
 
   /// Packs rows [pc, pc+kb) and columns [jc, jc+nb) (offset by col0) of the im2col matrix of images
   /// i0.. of x (row r = (ci, ky, kx), column c = image·P + oy·Wo + ox) in the GEMM's panel order.
@@ -1148,7 +1298,7 @@ struct cpu_backend_t {
   /// [b·NR, b·NR+NR), zero past C) at xb + b·stride_b, position-major (image j, padded row, padded column),
   /// NR channels per position, followed by `margin` zero positions.
   static void pad_and_block(context& ctx, const tensor_t& x, index_t i0, index_t nc, index_t pad, index_t margin, T* xb,
-                            index_t stride_b) {
+                            index_t stride_b, const input_map* xf = nullptr) {
     constexpr index_t NR = kernel::panel_width;
     const index_t cin = x.c(), h = x.h(), w = x.w(), wp = w + 2 * pad, q = (h + 2 * pad) * wp;
     const index_t blocks = (cin + NR - 1) / NR;
@@ -1161,7 +1311,8 @@ struct cpu_backend_t {
       for (index_t iy = 0; iy < h; ++iy) {
         T* row = dst + (iy + pad) * wp * NR;
         std::fill(row, row + pad * NR, T(0));
-        kernel::pack_b(true, x.item(i0 + j), h * w, iy * w, c0, w, cn, row + pad * NR);
+        if (xf) kernel::pack_b_as(true, x.item(i0 + j), h * w, iy * w, c0, w, cn, row + pad * NR, *xf);
+        else kernel::pack_b(true, x.item(i0 + j), h * w, iy * w, c0, w, cn, row + pad * NR);
         std::fill(row + (pad + w) * NR, row + wp * NR, T(0));
       }
       std::fill(dst + (h + pad) * wp * NR, dst + q * NR, T(0));
@@ -1176,7 +1327,7 @@ struct cpu_backend_t {
   /// size of the im2col matrix is ever written; positions in the Wp − Wo padding columns are computed and dropped.
   /// w is (cout, Cin, kh, kw), contiguous; y = conv + beta·y.
   static void conv_forward_direct(context& ctx, const tensor_t& x, const T* wsrc, index_t cout, const tensor_t& y,
-                                  const conv_geometry& g, T beta) {
+                                  const conv_geometry& g, T beta, const input_map* xf = nullptr) {
     constexpr index_t NR = kernel::panel_width, PX = 6, L = 32 / sizeof(T), NV = kernel::vectors_per_panel_row;
     using vec = typename kernel::vector_type;
     const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), ho = y.h(), wo = y.w();
@@ -1202,7 +1353,7 @@ struct cpu_backend_t {
     const index_t tiles = (rows + PX - 1) / PX;
     for (index_t i0 = 0; i0 < n; i0 += chunk) {
       const index_t nc = std::min(chunk, n - i0);
-      pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b);
+      pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b, xf);
       // With many output blocks (the input gradient: Cin = 128 outputs from 32 channels), the output block
       // goes outermost, so that its packed filters stay in L1 and each thread writes whole channel planes
       // in order; with few (the forward pass: 32 outputs from up to 1024 channels), every block of a tile is
@@ -1339,7 +1490,7 @@ struct cpu_backend_t {
   /// L2); the image is padded and channel-blocked first (pad_and_block), so that an input transform works on
   /// 16 channels at a time. w is (cout, Cin, 3, 3), contiguous.
   static void conv_forward_winograd(context& ctx, const tensor_t& x, const T* wsrc, index_t cout, const tensor_t& y,
-                                    T beta) {
+                                    T beta, const input_map* xf = nullptr) {
     constexpr index_t NR = kernel::panel_width;
     const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w();  // y is h x wd too
     const winograd_grid gr(n, cin, h, wd);
@@ -1369,7 +1520,7 @@ struct cpu_backend_t {
     const index_t TB = std::clamp<index_t>(6144 / (gr.cinp + cout) / 6 * 6, 6, 96);
     for (index_t i0 = 0; i0 < n; i0 += gr.chunk) {
       const index_t nc = std::min(gr.chunk, n - i0), tiles = nc * gr.per_image, nblk = (tiles + TB - 1) / TB;
-      pad_and_block(ctx, x, i0, nc, 1, gr.margin, xb, gr.stride_b);
+      pad_and_block(ctx, x, i0, nc, 1, gr.margin, xb, gr.stride_b, xf);
       const double macs = static_cast<double>(tiles) * 16.0 * static_cast<double>(gr.cinp * cout);
       parallel_planes_if(ctx, nblk, macs, [&](index_t b) {
         thread_local detail::gemm_workspace<T> ws;
@@ -1438,7 +1589,8 @@ struct cpu_backend_t {
   /// over all tiles in order: every value is summed in the same order whatever the grouping, so the result does
   /// not depend on the thread count. dM of the whole chunk of images
   /// is transformed first (16 x tiles x Cout values; 12.8 MB for a batch of 8 at 56 x 56 with 32 channels).
-  static void filter_gradient_winograd(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw, T beta) {
+  static void filter_gradient_winograd(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw, T beta,
+                                       const input_map* xf = nullptr) {
     constexpr index_t NR = kernel::panel_width;
     const index_t n = x.n(), cin = x.c(), h = x.h(), wd = x.w(), cout = dw.dim(0);
     const winograd_grid gr(n, cin, h, wd);
@@ -1448,7 +1600,7 @@ struct cpu_backend_t {
     constexpr index_t TB = 128;
     for (index_t i0 = 0; i0 < n; i0 += gr.chunk) {
       const index_t nc = std::min(gr.chunk, n - i0), tiles = nc * gr.per_image;
-      pad_and_block(ctx, x, i0, nc, 1, gr.margin, xb, gr.stride_b);
+      pad_and_block(ctx, x, i0, nc, 1, gr.margin, xb, gr.stride_b, xf);
       // dM = A·g·Aᵀ, A = [1 0; 1 1; 1 −1; 0 −1], for one tile row of one channel at a time (zero past the map).
       parallel_planes_if(ctx, nc * cout * gr.th, static_cast<double>(16 * cout * tiles), [&](index_t r) {
         const index_t j = r / (cout * gr.th), co = (r / gr.th) % cout, ty = r % gr.th;
@@ -1530,7 +1682,7 @@ struct cpu_backend_t {
   /// ky·Wp + kx; dy is laid out on the same padded grid (zero in the Wp − Wo extra columns), so each tap is
   /// dW_tap (Cout x Cin) = dy_pad (Cout x nQ) · shifted image (nQ x Cin), read in place.
   static void filter_gradient_by_taps(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw,
-                                      const conv_geometry& g, T beta) {
+                                      const conv_geometry& g, T beta, const input_map* xf = nullptr) {
     constexpr index_t NR = kernel::panel_width;
     const index_t n = x.n(), cin = x.c(), h = x.h(), w = x.w(), cout = dw.dim(0), ho = dy.h(), wo = dy.w();
     const index_t hp = h + 2 * g.pad, wp = w + 2 * g.pad, q = hp * wp, taps = g.kh * g.kw;
@@ -1542,7 +1694,7 @@ struct cpu_backend_t {
     T* acc = ctx.scratch(static_cast<std::size_t>(taps * cout * cin), 2);
     for (index_t i0 = 0; i0 < n; i0 += chunk) {
       const index_t nc = std::min(chunk, n - i0), k = nc * q;
-      pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b);
+      pad_and_block(ctx, x, i0, nc, g.pad, margin, xb, stride_b, xf);
       parallel_planes_if(ctx, cout * nc, static_cast<double>(cout * k), [&](index_t t) {  // dy on the padded grid
         const index_t co = t / nc, j = t % nc;
         T* dst = dyp + co * k + j * q;
@@ -1607,5 +1759,7 @@ using cpu_backend_f64 = cpu_backend_t<double>;
 
 static_assert(Backend<cpu_backend>, "mammocl: cpu_backend must satisfy the Backend concept.");
 static_assert(Backend<cpu_backend_f64>, "mammocl: cpu_backend_f64 must satisfy the Backend concept.");
+static_assert(FoldsBatchNormIntoConv<cpu_backend> && FoldsBatchNormIntoConv<cpu_backend_f64>,
+              "mammocl: the CPU backend folds batch norm into convolutions (dense layers rely on it).");
 
 }  // namespace mammocl

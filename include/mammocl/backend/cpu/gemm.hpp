@@ -124,52 +124,120 @@ class gemm_kernel {
   /// Depth of the k blocks that run_packed_b asks for.
   static constexpr long block_depth = KC;
 
+  /// Packs values as they are stored.
+  struct as_stored {
+    static constexpr bool identity = true;
+  };
+  /// Packs max(0, v·scale[r] + shift[r]) for a value v of stored row r: a batch norm and its ReLU applied to
+  /// a 1x1 convolution's input while it is packed (rows of B are channels; rows of Bᵀ when tb).
+  struct affine_relu {
+    static constexpr bool identity = false;
+    const T* scale;
+    const T* shift;
+    T operator()(long r, T v) const {
+      const T u = v * scale[r] + shift[r];
+      return u > T(0) ? u : T(0);
+    }
+  };
+
   /// B block (rows pc.., columns jc..) into column panels of NR: panel q holds, for each p, NR values.
   /// Public because a convolution uses it to store images channel-blocked (tb: NR channel rows side by side).
   static void pack_b(bool tb, const T* b, long ldb, long pc, long jc, long kb, long nb, T* dst) {
+    pack_b_as(tb, b, ldb, pc, jc, kb, nb, dst, as_stored{});
+  }
+  /// pack_b with every value passed through `xf` (as_stored or affine_relu) on its way; the zeros that pad
+  /// a last, narrower panel stay zero.
+  template <class Xf>
+  static void pack_b_as(bool tb, const T* b, long ldb, long pc, long jc, long kb, long nb, T* dst, const Xf& xf) {
+    if (!tb) {
+      // Rows in groups of 8, each group copied panel after panel: every source row is read in runs of a
+      // whole block row (one panel at a time down all kb rows touches a new page per row), and every
+      // panel receives 8 consecutive rows at once.
+      constexpr long rows = 8;
+      const long full = nb / NR * NR;
+      for (long p0 = 0; p0 < kb; p0 += rows) {
+        const long pe = std::min<long>(kb, p0 + rows);
+        for (long j0 = 0; j0 < full; j0 += NR) {
+          T* d = dst + (j0 / NR) * NR * kb;
+          for (long p = p0; p < pe; ++p) {
+            const T* src = b + (pc + p) * ldb + jc + j0;
+            if constexpr (Xf::identity) {
+              std::memcpy(d + p * NR, src, sizeof(T) * NR);
+            } else {
+              const T a = xf.scale[pc + p], c = xf.shift[pc + p];
+              T* o = d + p * NR;
+#pragma GCC unroll 16
+              for (long j = 0; j < NR; ++j) {
+                const T u = src[j] * a + c;
+                o[j] = u > T(0) ? u : T(0);
+              }
+            }
+          }
+        }
+      }
+      if (full < nb) {
+        const long nn = nb - full;
+        T* d = dst + (full / NR) * NR * kb;
+        for (long p = 0; p < kb; ++p) {
+          const T* s = b + (pc + p) * ldb + jc + full;
+          T* o = d + p * NR;
+          long j = 0;
+          for (; j < nn; ++j) o[j] = value(xf, pc + p, s[j]);
+          for (; j < NR; ++j) o[j] = T(0);
+        }
+      }
+      return;
+    }
     for (long j0 = 0; j0 < nb; j0 += NR) {
       const long nn = std::min<long>(NR, nb - j0);
       T* d = dst + (j0 / NR) * NR * kb;
-      if (!tb) {
-        if (nn == NR) {
-          for (long p = 0; p < kb; ++p) std::memcpy(d + p * NR, b + (pc + p) * ldb + jc + j0, sizeof(T) * NR);
-        } else {
-          for (long p = 0; p < kb; ++p) {
-            const T* s = b + (pc + p) * ldb + jc + j0;
-            T* o = d + p * NR;
-            long j = 0;
-            for (; j < nn; ++j) o[j] = s[j];
-            for (; j < NR; ++j) o[j] = T(0);
-          }
-        }
-      } else {
-        // Bᵀ is stored: NR source rows are read side by side, each contiguously, and the panel is written in order.
-        const T* rows[NR];
-        for (long j = 0; j < NR; ++j) rows[j] = j < nn ? b + (jc + j0 + j) * ldb + pc : nullptr;
-        if (nn == NR) {
-          long p = 0;
+      // Bᵀ is stored: NR source rows are read side by side, each contiguously, and the panel is written in order.
+      const T* rows[NR];
+      for (long j = 0; j < NR; ++j) rows[j] = j < nn ? b + (jc + j0 + j) * ldb + pc : nullptr;
+      if (nn == NR) {
+        long p = 0;
 #if defined(__AVX__)
-          if constexpr (std::is_same_v<T, float> && NR == 16) {  // 8 x 8 blocks transposed in registers
-            for (; p + 8 <= kb; p += 8)
-              for (int half = 0; half < 2; ++half) {
-                __m256 r[8];
-                for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(rows[half * 8 + j] + p);
-                transpose8(r);
-                for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + (p + q) * NR + half * 8, r[q]);
+        if constexpr (std::is_same_v<T, float> && NR == 16) {  // 8 x 8 blocks transposed in registers
+          for (; p + 8 <= kb; p += 8)
+            for (int half = 0; half < 2; ++half) {
+              __m256 r[8];
+              for (int j = 0; j < 8; ++j) r[j] = _mm256_loadu_ps(rows[half * 8 + j] + p);
+              transpose8(r);
+              if constexpr (!Xf::identity) {  // lane j of every r[q] is stored row jc + j0 + half·8 + j
+                const __m256 sc = _mm256_loadu_ps(xf.scale + jc + j0 + half * 8);
+                const __m256 sh = _mm256_loadu_ps(xf.shift + jc + j0 + half * 8);
+                for (int q = 0; q < 8; ++q) r[q] = _mm256_max_ps(multiply_add(r[q], sc, sh), _mm256_setzero_ps());
               }
-          }
-#endif
-          for (; p < kb; ++p)
-#pragma GCC unroll 16
-            for (long j = 0; j < NR; ++j) d[p * NR + j] = rows[j][p];
-        } else {
-          for (long p = 0; p < kb; ++p)
-            for (long j = 0; j < NR; ++j) d[p * NR + j] = j < nn ? rows[j][p] : T(0);
+              for (int q = 0; q < 8; ++q) _mm256_storeu_ps(d + (p + q) * NR + half * 8, r[q]);
+            }
         }
+#endif
+        for (; p < kb; ++p)
+#pragma GCC unroll 16
+          for (long j = 0; j < NR; ++j) d[p * NR + j] = value(xf, jc + j0 + j, rows[j][p]);
+      } else {
+        for (long p = 0; p < kb; ++p)
+          for (long j = 0; j < NR; ++j) d[p * NR + j] = j < nn ? value(xf, jc + j0 + j, rows[j][p]) : T(0);
       }
     }
   }
+
  private:
+  template <class Xf>
+  static T value(const Xf& xf, long r, T v) {
+    if constexpr (Xf::identity) return v;
+    else return xf(r, v);
+  }
+#if defined(__AVX__)
+  /// v·a + b, fused when the target has FMA, as the compiler contracts the scalar expression.
+  static __m256 multiply_add(__m256 v, __m256 a, __m256 b) {
+#if defined(__FMA__)
+    return _mm256_fmadd_ps(v, a, b);
+#else
+    return _mm256_add_ps(_mm256_mul_ps(v, a), b);
+#endif
+  }
+#endif
   /// Where the B panels of one (k block, column block) lie: panel i at base + i·stride.
   struct panels {
     const T* base;
@@ -312,6 +380,7 @@ class gemm_kernel {
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] = vec{};
+#pragma GCC unroll 4
     for (long p = 0; p < kb; ++p) rank1_update<R>(acc, ap + p * MR, 1, bp + p * NR);
     if constexpr (Full) {
       vec va, vb;
