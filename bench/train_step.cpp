@@ -357,7 +357,7 @@ pass_times replay_once(const options& o, B::context& ctx) {
         d.scale1 = tensor<B>(shape{cl});
         d.shift1 = tensor<B>(shape{cl});
         if (train) {
-          d.n1.statistics_into(ctx, xin, d.n1c);
+          d.n1.statistics_into(ctx, xin, d.n1c, l > 0 ? &bp.layers[static_cast<std::size_t>(l - 1)].n1c : nullptr);
           d.n1.fold(ctx, d.n1c, d.scale1, d.shift1);
         } else {
           d.n1.fold_running(ctx, d.scale1, d.shift1);

@@ -321,6 +321,56 @@ BOOST_AUTO_TEST_CASE(dense_layer_folded_and_unfolded_agree) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(dense_block_folded_and_unfolded_agree) {
+  // Layers after the first copy their predecessor's BN1 statistics and read only their new channels.
+  check_folded_agrees<layers::dense_block>({.num_layers = 3, .in_channels = 20, .growth = 16, .bn_size = 2},
+                                           shape{2, 20, 12, 11}, 18, 12);
+}
+
+BOOST_AUTO_TEST_CASE(known_statistics_are_copied_and_the_rest_computed) {
+  using B = cpu_backend;
+  B::context ctx(2);
+  rng r(23);
+  tensor<B> buffer(shape{3, 30, 7, 9});
+  fill_normal(buffer, r, 0.5, 2.0);
+  const tensor<B> x = buffer.channels(0, 24);
+  tensor<B> mean(shape{24}), invstd(shape{24}), rm(shape{24}), rv(shape{24});
+  tensor<B> mean_k(shape{24}), invstd_k(shape{24}), rm_k(shape{24}), rv_k(shape{24});
+  for (auto* t : {&rm, &rm_k}) B::fill(*t, 0.3f);
+  for (auto* t : {&rv, &rv_k}) B::fill(*t, 2.0f);
+  B::batch_norm_statistics(ctx, x, mean, invstd, &rm, &rv, 0.1, 1e-5);
+  // The first 16 channels known (copied), the other 8 computed; a NaN in the copies' place would show.
+  B::fill(mean_k, std::nanf(""));
+  B::fill(invstd_k, std::nanf(""));
+  for (index_t ch = 0; ch < 16; ++ch) {
+    mean_k.data()[ch] = mean.data()[ch];
+    invstd_k.data()[ch] = invstd.data()[ch];
+  }
+  B::batch_norm_statistics(ctx, x, mean_k, invstd_k, &rm_k, &rv_k, 0.1, 1e-5, 16);
+  BOOST_TEST(bit_equal(mean, mean_k));
+  BOOST_TEST(bit_equal(invstd, invstd_k));
+  BOOST_TEST(bit_equal(rm, rm_k));
+  for (index_t ch = 0; ch < 24; ++ch)
+    BOOST_TEST_CONTEXT("channel " << ch) {
+      if (ch >= 16) BOOST_TEST(rv.data()[ch] == rv_k.data()[ch]);  // computed: the same operations
+      else BOOST_TEST(std::abs(rv.data()[ch] - rv_k.data()[ch]) <= 1e-6f * rv.data()[ch]);  // from the rounded invstd
+    }
+  test::expect_error<shape_error>([&] { B::batch_norm_statistics(ctx, x, mean_k, invstd_k, &rm_k, &rv_k, 0.1, 1e-5, 25); },
+                                  "batch_norm_statistics: 25 known channels of an input with 24");
+  // Through the layer: known statistics must come from the first channels of the same buffer.
+  layers::batch_norm<B> small({.channels = 16, .relu = true}), big({.channels = 24, .relu = true});
+  layers::batch_norm<B>::cache cs, cb, other;
+  small.statistics_into(ctx, buffer.channels(0, 16), cs);
+  big.statistics_into(ctx, x, cb, &cs);
+  BOOST_TEST(bit_equal(cb.mean, mean));
+  const tensor<B> elsewhere(shape{3, 16, 7, 9});
+  B::copy(buffer.channels(0, 16), elsewhere);
+  small.statistics_into(ctx, elsewhere, other);
+  test::expect_error<shape_error>([&] { big.statistics_into(ctx, x, cb, &other); },
+                                  "batch_norm::statistics_into: the known statistics (input (3,16,7,9)) are not of the first "
+                                  "channels of this input (3,24,7,9)");
+}
+
 BOOST_AUTO_TEST_CASE(transition_folded_and_unfolded_agree) {
   check_folded_agrees<layers::transition>({.in_channels = 36, .out_channels = 18}, shape{2, 36, 10, 9}, 3, 2);
 }

@@ -37,7 +37,7 @@ template <class B>
 concept FoldsBatchNormIntoConv =
     Backend<B> && requires(typename B::context& ctx, const tensor<B>& t, typename B::scalar_type s, double d,
                            const conv_geometry& g) {
-      B::batch_norm_statistics(ctx, t, t, t, &t, &t, d, d);
+      B::batch_norm_statistics(ctx, t, t, t, &t, &t, d, d, index_t{0});
       B::batch_norm_fold(ctx, t, t, t, t, t, t);
       B::batch_norm_fold_running(ctx, t, t, t, t, d, t, t);
       B::conv2d_affine_relu_forward(ctx, t, t, t, t, t, g);

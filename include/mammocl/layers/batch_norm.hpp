@@ -65,12 +65,25 @@ class batch_norm {
   /// The statistics half of a training forward: the batch statistics into the cache and the running statistics
   /// updated, no output written. For a consumer that applies the normalisation itself (`fold`; a dense layer's
   /// 1x1 convolution). Needs a backend with FoldsBatchNormIntoConv1x1.
-  void statistics_into(typename B::context& ctx, const tensor_t& x, cache& c) {
+  ///
+  /// `known`, when given, is the cache of a batch norm whose input was the first channels of this one's (a dense
+  /// layer's predecessor, reading the same buffer): its statistics are copied instead of recomputed.
+  void statistics_into(typename B::context& ctx, const tensor_t& x, cache& c, const cache* known = nullptr) {
     check_input(x.dims());
     c.x = x;
     c.mean = tensor_t(shape{opt_.channels});
     c.invstd = tensor_t(shape{opt_.channels});
-    B::batch_norm_statistics(ctx, x, c.mean, c.invstd, &running_mean_, &running_var_, opt_.momentum, opt_.eps);
+    index_t k = 0;
+    if (known) {
+      k = known->mean.numel();
+      MAMMOCL_EXPECTS(k <= opt_.channels && known->x.data() == x.data() && known->x.n() == x.n() &&
+                          known->x.h() == x.h() && known->x.w() == x.w() && known->x.batch_stride() == x.batch_stride(),
+                      "batch_norm::statistics_into: the known statistics (input ", known->x.dims(),
+                      ") are not of the first channels of this input ", x.dims());
+      B::copy(known->mean, c.mean.prefix(shape{k}));
+      B::copy(known->invstd, c.invstd.prefix(shape{k}));
+    }
+    B::batch_norm_statistics(ctx, x, c.mean, c.invstd, &running_mean_, &running_var_, opt_.momentum, opt_.eps, k);
     ++num_batches_tracked_;
   }
   /// The training-mode normalisation of a cached forward as y = x·scale + shift per channel (scale, shift: (C)).

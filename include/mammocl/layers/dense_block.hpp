@@ -55,24 +55,28 @@ class dense_layer {
   }
   [[nodiscard]] index_t out_channels() const noexcept { return opt_.growth; }
 
-  /// Training forward of x (N,C_l,H,W), possibly a strided view, into y (N,k,H,W), possibly a view.
-  void forward_into(typename B::context& ctx, const tensor_t& x, const tensor_t& y, cache& c) {
+  /// Training forward of x (N,C_l,H,W), possibly a strided view, into y (N,k,H,W), possibly a view. `previous`
+  /// (folded backends) is the cache of the layer before this one in a dense block: its input was the first
+  /// channels of this one's, in the same buffer, so BN1 reads only the channels that are new to it.
+  void forward_into(typename B::context& ctx, const tensor_t& x, const tensor_t& y, cache& c,
+                    const cache* previous = nullptr) {
     if constexpr (folded) {
       const auto fold = [&](batch_norm<B>& norm, const tensor_t& in, typename batch_norm<B>::cache& nc, tensor_t& scale,
-                            tensor_t& shift) {
-        norm.statistics_into(ctx, in, nc);
+                            tensor_t& shift, const typename batch_norm<B>::cache* known) {
+        norm.statistics_into(ctx, in, nc, known);
         scale = tensor_t(shape{in.c()});
         shift = tensor_t(shape{in.c()});
         norm.fold(ctx, nc, scale, shift);
       };
-      fold(norm1_, x, c.n1, c.scale1, c.shift1);
+      fold(norm1_, x, c.n1, c.scale1, c.shift1, previous ? &previous->n1 : nullptr);
       c.z1 = tensor_t(conv1_.output_shape(x.dims()));
       B::conv2d_affine_relu_forward(ctx, x, c.scale1, c.shift1, conv1_.weight().value, c.z1, conv1_.geometry());
-      fold(norm2_, c.z1, c.n2, c.scale2, c.shift2);
+      fold(norm2_, c.z1, c.n2, c.scale2, c.shift2, nullptr);
       MAMMOCL_EXPECTS(y.dims() == conv2_.output_shape(c.z1.dims()), "dense_layer: output buffer has shape ", y.dims(),
                       ", expected ", conv2_.output_shape(c.z1.dims()));
       B::conv2d_affine_relu_forward(ctx, c.z1, c.scale2, c.shift2, conv2_.weight().value, y, conv2_.geometry());
     } else {
+      (void)previous;
       tensor_t a1(x.dims());
       norm1_.forward_into(ctx, x, a1, c.n1, true);
       c.z1 = conv1_.infer(ctx, a1);
@@ -181,6 +185,7 @@ class dense_block {
     index_t num_layers = 0, in_channels = 0, growth = 32, bn_size = 4;
     bool memory_efficient = false;
   };
+  static constexpr bool folded = dense_layer<B>::folded;
   struct cache {
     tensor_t buffer;  // (N, C0 + L·k, H, W), the shared concatenation buffer (also the block output)
     std::vector<typename dense_layer<B>::cache> layers;
@@ -208,7 +213,8 @@ class dense_block {
     c.layers.resize(layers_.size());
     index_t ch = opt_.in_channels;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      layers_[l].forward_into(ctx, c.buffer.channels(0, ch), c.buffer.channels(ch, opt_.growth), c.layers[l]);
+      layers_[l].forward_into(ctx, c.buffer.channels(0, ch), c.buffer.channels(ch, opt_.growth), c.layers[l],
+                              l > 0 ? &c.layers[l - 1] : nullptr);
       ch += opt_.growth;
     }
     return c.buffer;

@@ -97,11 +97,11 @@ struct emulated_device_backend_t {
   }
   static void batch_norm_statistics(context& ctx, const tensor_t& x, const tensor_t& save_mean,
                                     const tensor_t& save_invstd, const tensor_t* running_mean,
-                                    const tensor_t* running_var, double momentum, double eps)
+                                    const tensor_t* running_var, double momentum, double eps, index_t known = 0)
     requires Fold
   {
     const opt rm(running_mean), rv(running_var);
-    host::batch_norm_statistics(ctx.cpu(), h(x), h(save_mean), h(save_invstd), rm.get(), rv.get(), momentum, eps);
+    host::batch_norm_statistics(ctx.cpu(), h(x), h(save_mean), h(save_invstd), rm.get(), rv.get(), momentum, eps, known);
   }
   static void batch_norm_fold(context& ctx, const tensor_t& gamma, const tensor_t& beta, const tensor_t& save_mean,
                               const tensor_t& save_invstd, const tensor_t& scale, const tensor_t& shift)
