@@ -1557,9 +1557,10 @@ struct cpu_backend_t {
           kernel::run_panels(ws, false, tn, cout, gr.cinp, T(1), v + xi * TB * gr.cinp, gr.cinp, u + xi * ustride,
                              gr.cinp * NR, T(0), mm + xi * TB * cout, cout);
         // y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], for every output channel of the tile at once, staged as
-        // stage[co][tile][4] and then written channel by channel as runs of whole tile rows: writing 4 values
-        // into each of Cout planes per tile was slow when the planes lie a power of two apart (64 x 64 and
-        // 128 x 128 maps: 16 and 64 KiB, the same cache sets), as for the direct kernel.
+        // stage[co][output row 0 or 1][2·tile + column] and then copied channel by channel as runs of whole
+        // tile rows: writing 4 values into each of Cout planes per tile was slow when the planes lie a power
+        // of two apart (64 x 64 and 128 x 128 maps: 16 and 64 KiB, the same cache sets), as for the direct
+        // kernel, and a staged row is a contiguous run of the output row.
         thread_local std::vector<T> sbuf;
         sbuf.resize(static_cast<std::size_t>(4 * TB * cout));
         T* stage = sbuf.data();
@@ -1574,11 +1575,11 @@ struct cpu_backend_t {
               a0[c] = m0 + m1 + m2;
               a1[c] = m1 - m2 - m3;
             }
-            T* st = stage + (co * TB + tl) * 4;
+            T* st = stage + co * 4 * TB + 2 * tl;
             st[0] = a0[0] + a0[1] + a0[2];
             st[1] = a0[1] - a0[2] - a0[3];
-            st[2] = a1[0] + a1[1] + a1[2];
-            st[3] = a1[1] - a1[2] - a1[3];
+            st[2 * TB] = a1[0] + a1[1] + a1[2];
+            st[2 * TB + 1] = a1[1] - a1[2] - a1[3];
           }
         }
         for (index_t r0 = 0; r0 < tn;) {  // a run of tiles in one tile row: tiles r0 .. r1
@@ -1587,16 +1588,16 @@ struct cpu_backend_t {
           const index_t oy = 2 * ty, ny = std::min<index_t>(2, h - oy);
           const index_t ox0 = 2 * tx0, len = std::min(wd, 2 * (tx0 + (r1 - r0))) - ox0;
           T* img = y.item(i0 + j) + oy * wd + ox0;
-          for (index_t co = 0; co < cout; ++co) {
-            const T* st = stage + (co * TB + r0) * 4;
+          for (index_t co = 0; co < cout; ++co)
             for (index_t r = 0; r < ny; ++r) {
+              const T* st = stage + co * 4 * TB + r * 2 * TB + 2 * r0;
               T* dst = img + co * h * wd + r * wd;
               if (beta == T(0))
-                for (index_t e = 0; e < len; ++e) dst[e] = st[(e / 2) * 4 + r * 2 + e % 2];
+                std::memcpy(dst, st, sizeof(T) * static_cast<std::size_t>(len));
               else
-                for (index_t e = 0; e < len; ++e) dst[e] = st[(e / 2) * 4 + r * 2 + e % 2] + beta * dst[e];
+#pragma omp simd
+                for (index_t e = 0; e < len; ++e) dst[e] = st[e] + beta * dst[e];
             }
-          }
           r0 = r1;
         }
       });
