@@ -80,7 +80,8 @@ class densenet {
   struct options {
     index_t in_channels = 3;
     index_t num_classes = 5;
-    bool memory_efficient = false;  ///< recompute BN1-ReLU in dense layers during backward
+    bool memory_efficient = false;  ///< recompute BN1-ReLU in dense layers during backward (backends that store
+                                    ///< it; the CPU backend folds the batch norms and stores none in either mode)
   };
   struct cache {
     typename layers::conv2d<B>::cache conv0;
