@@ -317,7 +317,7 @@ pass_times replay_once(const options& o, B::context& ctx) {
     bn_t n2;
     conv_t c2;
     bn_t::cache n1c{}, n2c{};
-    tensor<B> scale1{}, shift1{}, z1{}, scale2{}, shift2{};  // both BNs folded into the convolutions, as dense_layer does
+    tensor<B> scale1{}, shift1{}, z1{}, scale2{}, shift2{};  // inference: the BNs' running maps (training: in n1c, n2c)
   };
   struct block_parts {
     std::vector<dense_parts> layers;
@@ -329,7 +329,7 @@ pass_times replay_once(const options& o, B::context& ctx) {
     conv_t c;
     avg_pool<B> p;
     bn_t::cache nc{};
-    tensor<B> scale{}, shift{};  // the batch norm folded into the convolution, as transition does on this backend
+    tensor<B> scale{}, shift{};  // inference: the batch norm's running map (training: in nc)
     shape z{};
   };
   std::vector<block_parts> blocks(cfg::blocks.size());
@@ -354,34 +354,22 @@ pass_times replay_once(const options& o, B::context& ctx) {
       d.c2.init(r);
       const tensor<B> xin = bp.buffer.channels(0, cl);
       timed(fw(k_bn), [&] {  // BN1: statistics and the per-channel map only; conv1 applies it while packing
-        d.scale1 = tensor<B>(shape{cl});
-        d.shift1 = tensor<B>(shape{cl});
-        if (train) {
-          d.n1.statistics_into(ctx, xin, d.n1c, l > 0 ? &bp.layers[static_cast<std::size_t>(l - 1)].n1c : nullptr);
-          d.n1.fold(ctx, d.n1c, d.scale1, d.shift1);
-        } else {
-          d.n1.fold_running(ctx, d.scale1, d.shift1);
-        }
+        if (train) d.n1.statistics_into(ctx, xin, d.n1c, l > 0 ? &bp.layers[static_cast<std::size_t>(l - 1)].n1c : nullptr);
+        else d.n1.fold_running(ctx, d.scale1, d.shift1);
       });
       d.z1 = timed(fw(k1x1), [&] {
         tensor<B> z(d.c1.output_shape(xin.dims()));
-        B::conv2d_affine_relu_forward(ctx, xin, d.scale1, d.shift1, d.c1.weight().value, z, d.c1.geometry());
+        d.c1.forward_folded(ctx, xin, train ? d.n1c.scale : d.scale1, train ? d.n1c.shift : d.shift1, z);
         return z;
       });
       t.gflop[k1x1][0] += conv_gflop(d.c1, xin.dims());
       timed(fw(k_bn), [&] {  // BN2 likewise, applied by conv2 while it pads its input
-        d.scale2 = tensor<B>(shape{bottleneck});
-        d.shift2 = tensor<B>(shape{bottleneck});
-        if (train) {
-          d.n2.statistics_into(ctx, d.z1, d.n2c);
-          d.n2.fold(ctx, d.n2c, d.scale2, d.shift2);
-        } else {
-          d.n2.fold_running(ctx, d.scale2, d.shift2);
-        }
+        if (train) d.n2.statistics_into(ctx, d.z1, d.n2c);
+        else d.n2.fold_running(ctx, d.scale2, d.shift2);
       });
       timed(fw(k3x3), [&] {
-        B::conv2d_affine_relu_forward(ctx, d.z1, d.scale2, d.shift2, d.c2.weight().value, bp.buffer.channels(cl, k),
-                                      d.c2.geometry());
+        d.c2.forward_folded(ctx, d.z1, train ? d.n2c.scale : d.scale2, train ? d.n2c.shift : d.shift2,
+                            bp.buffer.channels(cl, k));
       });
       t.gflop[k3x3][0] += conv_gflop(d.c2, d.z1.dims());
       if (!train) d.scale1 = d.shift1 = d.z1 = d.scale2 = d.shift2 = tensor<B>();  // inference keeps nothing
@@ -396,18 +384,12 @@ pass_times replay_once(const options& o, B::context& ctx) {
           avg_pool<B>({.kernel = 2, .stride = 2})});
       tp.c.init(r);
       timed(fw(k_bn), [&] {
-        tp.scale = tensor<B>(shape{c});
-        tp.shift = tensor<B>(shape{c});
-        if (train) {
-          tp.n.statistics_into(ctx, h, tp.nc);
-          tp.n.fold(ctx, tp.nc, tp.scale, tp.shift);
-        } else {
-          tp.n.fold_running(ctx, tp.scale, tp.shift);
-        }
+        if (train) tp.n.statistics_into(ctx, h, tp.nc);
+        else tp.n.fold_running(ctx, tp.scale, tp.shift);
       });
       const tensor<B> z = timed(fw(k_trans1x1), [&] {
         tensor<B> out_z(tp.c.output_shape(h.dims()));
-        B::conv2d_affine_relu_forward(ctx, h, tp.scale, tp.shift, tp.c.weight().value, out_z, tp.c.geometry());
+        tp.c.forward_folded(ctx, h, train ? tp.nc.scale : tp.scale, train ? tp.nc.shift : tp.shift, out_z);
         return out_z;
       });
       t.gflop[k_trans1x1][0] += conv_gflop(tp.c, h.dims());
@@ -453,8 +435,7 @@ pass_times replay_once(const options& o, B::context& ctx) {
       const tensor<B> dz = timed(bw(k_pool), [&] { return tp.p.backward(ctx, pc, g, mode); });
       const tensor<B> xin = tp.nc.x, da(xin.dims());
       timed(bw(k_trans1x1), [&] {
-        B::conv2d_affine_relu_backward_filter(ctx, xin, tp.scale, tp.shift, dz, tp.c.weight().grad, tp.c.geometry(), 0.0f);
-        B::conv2d_backward_data(ctx, dz, tp.c.weight().value, da, tp.c.geometry(), 0.0f);
+        tp.c.backward_folded(ctx, xin, tp.nc.scale, tp.nc.shift, dz, da, 0.0f, mode);
       });
       t.gflop[k_trans1x1][1] += 2.0 * conv_gflop(tp.c, xin.dims());
       g = timed(bw(k_bn), [&] { return tp.n.backward(ctx, tp.nc, da, mode); });
@@ -470,16 +451,14 @@ pass_times replay_once(const options& o, B::context& ctx) {
       dense_parts& d = bp.layers[l];
       const tensor<B> da2(d.z1.dims()), dy = gg.channels(ch, k);
       timed(bw(k3x3), [&] {
-        B::conv2d_affine_relu_backward_filter(ctx, d.z1, d.scale2, d.shift2, dy, d.c2.weight().grad, d.c2.geometry(), 0.0f);
-        B::conv2d_backward_data(ctx, dy, d.c2.weight().value, da2, d.c2.geometry(), 0.0f);
+        d.c2.backward_folded(ctx, d.z1, d.n2c.scale, d.n2c.shift, dy, da2, 0.0f, mode);
       });
       t.gflop[k3x3][1] += 2.0 * conv_gflop(d.c2, d.z1.dims());
       const tensor<B> dz1(d.z1.dims());
       timed(bw(k_bn), [&] { d.n2.backward_into(ctx, d.n2c, da2, dz1, 0.0f, mode); });
       const tensor<B> xin = d.n1c.x, da1(xin.dims());
       timed(bw(k1x1), [&] {
-        B::conv2d_affine_relu_backward_filter(ctx, xin, d.scale1, d.shift1, dz1, d.c1.weight().grad, d.c1.geometry(), 0.0f);
-        B::conv2d_backward_data(ctx, dz1, d.c1.weight().value, da1, conv_geometry{1, 1, 1, 0}, 0.0f);
+        d.c1.backward_folded(ctx, xin, d.n1c.scale, d.n1c.shift, dz1, da1, 0.0f, mode);
       });
       t.gflop[k1x1][1] += 2.0 * conv_gflop(d.c1, xin.dims());
       timed(bw(k_bn), [&] { d.n1.backward_into(ctx, d.n1c, da1, gg.channels(0, ch), 1.0f, mode); });

@@ -23,6 +23,7 @@ class batch_norm {
   struct cache {
     tensor_t x;                 // (N,C,H,W), the input
     tensor_t mean, invstd;      // (C) batch statistics
+    tensor_t scale, shift;      // (C) the normalisation as a per-channel map (statistics_into only)
   };
 
   explicit batch_norm(const options& o) : opt_(o) {
@@ -62,9 +63,10 @@ class batch_norm {
                                 opt_.momentum, opt_.eps, opt_.relu);
     if (update_running) ++num_batches_tracked_;
   }
-  /// The statistics half of a training forward: the batch statistics into the cache and the running statistics
-  /// updated, no output written. For a consumer that applies the normalisation itself (`fold`; a dense layer's
-  /// 1x1 convolution). Needs a backend with FoldsBatchNormIntoConv1x1.
+  /// The statistics half of a training forward: the batch statistics into the cache, the normalisation as a
+  /// per-channel map y = x·scale + shift (c.scale, c.shift) and the running statistics updated; no output
+  /// written. For a convolution that applies the map while packing its input (conv2d::forward_folded). Needs a
+  /// backend with FoldsBatchNormIntoConv.
   ///
   /// `known`, when given, is the cache of a batch norm whose input was the first channels of this one's (a dense
   /// layer's predecessor, reading the same buffer): its statistics are copied instead of recomputed.
@@ -85,13 +87,15 @@ class batch_norm {
     }
     B::batch_norm_statistics(ctx, x, c.mean, c.invstd, &running_mean_, &running_var_, opt_.momentum, opt_.eps, k);
     ++num_batches_tracked_;
+    c.scale = tensor_t(shape{opt_.channels});
+    c.shift = tensor_t(shape{opt_.channels});
+    B::batch_norm_fold(ctx, gamma_.value, beta_.value, c.mean, c.invstd, c.scale, c.shift);
   }
-  /// The training-mode normalisation of a cached forward as y = x·scale + shift per channel (scale, shift: (C)).
-  void fold(typename B::context& ctx, const cache& c, const tensor_t& scale, const tensor_t& shift) const {
-    B::batch_norm_fold(ctx, gamma_.value, beta_.value, c.mean, c.invstd, scale, shift);
-  }
-  /// The inference-mode normalisation (running statistics) as y = x·scale + shift per channel.
-  void fold_running(typename B::context& ctx, const tensor_t& scale, const tensor_t& shift) const {
+  /// The inference-mode normalisation (running statistics) as y = x·scale + shift per channel, into new (C)
+  /// tensors.
+  void fold_running(typename B::context& ctx, tensor_t& scale, tensor_t& shift) const {
+    scale = tensor_t(shape{opt_.channels});
+    shift = tensor_t(shape{opt_.channels});
     B::batch_norm_fold_running(ctx, gamma_.value, beta_.value, running_mean_, running_var_, opt_.eps, scale, shift);
   }
   /// Recomputes the training-mode output of a cached forward without touching any statistics.

@@ -69,6 +69,22 @@ class conv2d {
                     ", expected ", output_shape(x.dims()));
     B::conv2d_forward(ctx, x, weight_.value, opt_.bias ? &bias_.value : nullptr, y, geom_);
   }
+  /// y = conv(max(0, x·scale + shift)): the convolution of a batch norm + ReLU given as a per-channel map
+  /// (batch_norm::statistics_into, fold_running), applied while the input is packed (FoldsBatchNormIntoConv
+  /// backends; the backend checks the shapes). No bias.
+  void forward_folded(typename B::context& ctx, const tensor_t& x, const tensor_t& scale, const tensor_t& shift,
+                      const tensor_t& y) const {
+    MAMMOCL_EXPECTS(!opt_.bias, "conv2d::forward_folded: the folded convolution has no bias");
+    B::conv2d_affine_relu_forward(ctx, x, scale, shift, weight_.value, y, geom_);
+  }
+  /// The backward of forward_folded: dx = conv_transpose(dy) + dx_beta·dx, where dx is the gradient with respect
+  /// to the mapped input; the filter gradient per `mode`, from the mapped input packed again.
+  void backward_folded(typename B::context& ctx, const tensor_t& x, const tensor_t& scale, const tensor_t& shift,
+                       const tensor_t& dy, const tensor_t& dx, T dx_beta, grad_mode mode) {
+    const T beta = mode == grad_mode::accumulate ? T(1) : T(0);
+    B::conv2d_affine_relu_backward_filter(ctx, x, scale, shift, dy, weight_.grad, geom_, beta);
+    B::conv2d_backward_data(ctx, dy, weight_.value, dx, geom_, dx_beta);
+  }
   /// dx = wᵀ ⋆ dy;  dw (+)= Σ dy ⊗ x;  db (+)= Σ dy.
   [[nodiscard]] tensor_t backward(typename B::context& ctx, const cache& c, const tensor_t& dy, grad_mode mode) {
     tensor_t dx(c.x.dims());

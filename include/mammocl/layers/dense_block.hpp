@@ -37,10 +37,9 @@ class dense_layer {
   static constexpr bool folded = FoldsBatchNormIntoConv<B>;
   struct cache {
     typename batch_norm<B>::cache n1, n2;
-    tensor_t a1;                              // (N,C_l,H,W)  ReLU(BN1(x)): unfolded, not memory-efficient
-    tensor_t z1;                              // (N,bn·k,H,W) conv1 output
-    tensor_t a2;                              // (N,bn·k,H,W) ReLU(BN2(z1)): unfolded only
-    tensor_t scale1, shift1, scale2, shift2;  // (C_l), (bn·k): the batch norms as per-channel maps, folded only
+    tensor_t a1;  // (N,C_l,H,W)  ReLU(BN1(x)): unfolded, not memory-efficient
+    tensor_t z1;  // (N,bn·k,H,W) conv1 output
+    tensor_t a2;  // (N,bn·k,H,W) ReLU(BN2(z1)): unfolded only
   };
   explicit dense_layer(const options& o)
       : opt_(o),
@@ -61,20 +60,11 @@ class dense_layer {
   void forward_into(typename B::context& ctx, const tensor_t& x, const tensor_t& y, cache& c,
                     const cache* previous = nullptr) {
     if constexpr (folded) {
-      const auto fold = [&](batch_norm<B>& norm, const tensor_t& in, typename batch_norm<B>::cache& nc, tensor_t& scale,
-                            tensor_t& shift, const typename batch_norm<B>::cache* known) {
-        norm.statistics_into(ctx, in, nc, known);
-        scale = tensor_t(shape{in.c()});
-        shift = tensor_t(shape{in.c()});
-        norm.fold(ctx, nc, scale, shift);
-      };
-      fold(norm1_, x, c.n1, c.scale1, c.shift1, previous ? &previous->n1 : nullptr);
+      norm1_.statistics_into(ctx, x, c.n1, previous ? &previous->n1 : nullptr);
       c.z1 = tensor_t(conv1_.output_shape(x.dims()));
-      B::conv2d_affine_relu_forward(ctx, x, c.scale1, c.shift1, conv1_.weight().value, c.z1, conv1_.geometry());
-      fold(norm2_, c.z1, c.n2, c.scale2, c.shift2, nullptr);
-      MAMMOCL_EXPECTS(y.dims() == conv2_.output_shape(c.z1.dims()), "dense_layer: output buffer has shape ", y.dims(),
-                      ", expected ", conv2_.output_shape(c.z1.dims()));
-      B::conv2d_affine_relu_forward(ctx, c.z1, c.scale2, c.shift2, conv2_.weight().value, y, conv2_.geometry());
+      conv1_.forward_folded(ctx, x, c.n1.scale, c.n1.shift, c.z1);
+      norm2_.statistics_into(ctx, c.z1, c.n2);
+      conv2_.forward_folded(ctx, c.z1, c.n2.scale, c.n2.shift, y);
     } else {
       (void)previous;
       tensor_t a1(x.dims());
@@ -93,15 +83,12 @@ class dense_layer {
     const tensor_t& x = c.n1.x;
     tensor_t da2(c.z1.dims());
     if constexpr (folded) {
-      const T wb = mode == grad_mode::accumulate ? T(1) : T(0);
-      B::conv2d_affine_relu_backward_filter(ctx, c.z1, c.scale2, c.shift2, dy, conv2_.weight().grad, conv2_.geometry(), wb);
-      B::conv2d_backward_data(ctx, dy, conv2_.weight().value, da2, conv2_.geometry(), T(0));
+      conv2_.backward_folded(ctx, c.z1, c.n2.scale, c.n2.shift, dy, da2, T(0), mode);
       tensor_t dz1(c.z1.dims());
       norm2_.backward_into(ctx, c.n2, da2, dz1, T(0), mode);
       da2 = tensor_t();
       tensor_t da1(x.dims());
-      B::conv2d_affine_relu_backward_filter(ctx, x, c.scale1, c.shift1, dz1, conv1_.weight().grad, conv1_.geometry(), wb);
-      B::conv2d_backward_data(ctx, dz1, conv1_.weight().value, da1, conv1_.geometry(), T(0));
+      conv1_.backward_folded(ctx, x, c.n1.scale, c.n1.shift, dz1, da1, T(0), mode);
       norm1_.backward_into(ctx, c.n1, da1, dx, T(1), mode);
     } else {
       tensor_t a1 = c.a1;
@@ -134,15 +121,12 @@ class dense_layer {
   }
   void infer_into(typename B::context& ctx, const tensor_t& x, const tensor_t& y) const {
     if constexpr (folded) {
-      const tensor_t scale1(shape{x.c()}), shift1(shape{x.c()});
-      norm1_.fold_running(ctx, scale1, shift1);
+      tensor_t scale, shift;
+      norm1_.fold_running(ctx, scale, shift);
       const tensor_t z1(conv1_.output_shape(x.dims()));
-      B::conv2d_affine_relu_forward(ctx, x, scale1, shift1, conv1_.weight().value, z1, conv1_.geometry());
-      const tensor_t scale2(shape{z1.c()}), shift2(shape{z1.c()});
-      norm2_.fold_running(ctx, scale2, shift2);
-      MAMMOCL_EXPECTS(y.dims() == conv2_.output_shape(z1.dims()), "dense_layer: output buffer has shape ", y.dims(),
-                      ", expected ", conv2_.output_shape(z1.dims()));
-      B::conv2d_affine_relu_forward(ctx, z1, scale2, shift2, conv2_.weight().value, y, conv2_.geometry());
+      conv1_.forward_folded(ctx, x, scale, shift, z1);
+      norm2_.fold_running(ctx, scale, shift);
+      conv2_.forward_folded(ctx, z1, scale, shift, y);
     } else {
       conv2_.forward_into(ctx, norm2_.infer(ctx, conv1_.infer(ctx, norm1_.infer(ctx, x))), y);
     }

@@ -23,9 +23,8 @@ class transition {
   static constexpr bool folded = FoldsBatchNormIntoConv<B>;
   struct cache {
     typename batch_norm<B>::cache n;
-    tensor_t a;             // (N,C,H,W)      ReLU(BN(x)), unfolded backends only
-    tensor_t scale, shift;  // (C)            the batch norm as a per-channel map, folded only
-    shape z;                // (N,C_out,H,W)  conv output shape
+    tensor_t a;  // (N,C,H,W)      ReLU(BN(x)), unfolded backends only
+    shape z;     // (N,C_out,H,W)  conv output shape
   };
   explicit transition(const options& o)
       : norm_({.channels = o.in_channels, .relu = true}),
@@ -38,11 +37,8 @@ class transition {
     tensor_t z;
     if constexpr (folded) {
       norm_.statistics_into(ctx, x, c.n);
-      c.scale = tensor_t(shape{x.c()});
-      c.shift = tensor_t(shape{x.c()});
-      norm_.fold(ctx, c.n, c.scale, c.shift);
       z = tensor_t(conv_.output_shape(x.dims()));
-      B::conv2d_affine_relu_forward(ctx, x, c.scale, c.shift, conv_.weight().value, z, conv_.geometry());
+      conv_.forward_folded(ctx, x, c.n.scale, c.n.shift, z);
     } else {
       c.a = norm_.forward(ctx, x, c.n);
       z = conv_.infer(ctx, c.a);
@@ -52,10 +48,10 @@ class transition {
   }
   [[nodiscard]] tensor_t infer(typename B::context& ctx, const tensor_t& x) const {
     if constexpr (folded) {
-      const tensor_t scale(shape{x.c()}), shift(shape{x.c()});
+      tensor_t scale, shift;
       norm_.fold_running(ctx, scale, shift);
       const tensor_t z(conv_.output_shape(x.dims()));
-      B::conv2d_affine_relu_forward(ctx, x, scale, shift, conv_.weight().value, z, conv_.geometry());
+      conv_.forward_folded(ctx, x, scale, shift, z);
       return pool_.infer(ctx, z);
     } else {
       return pool_.infer(ctx, conv_.infer(ctx, norm_.infer(ctx, x)));
@@ -67,9 +63,7 @@ class transition {
     const tensor_t& x = c.n.x;
     tensor_t da(x.dims());
     if constexpr (folded) {
-      B::conv2d_affine_relu_backward_filter(ctx, x, c.scale, c.shift, dz, conv_.weight().grad, conv_.geometry(),
-                                            mode == grad_mode::accumulate ? T(1) : T(0));
-      B::conv2d_backward_data(ctx, dz, conv_.weight().value, da, conv_.geometry(), T(0));
+      conv_.backward_folded(ctx, x, c.n.scale, c.n.shift, dz, da, T(0), mode);
     } else {
       conv_.backward_into(ctx, c.a, dz, da, T(0), mode);
     }

@@ -73,6 +73,11 @@ struct cpu_backend_t {
   };
 
   using tensor_t = tensor<cpu_backend_t>;
+  /// MammoCL's single-threaded GEMM kernel (backend/cpu/gemm.hpp).
+  using kernel = detail::gemm_kernel<T>;
+  /// A per-channel map max(0, x·scale + shift) applied to a convolution's input as it is packed (a folded
+  /// batch norm and ReLU; see conv2d_affine_relu_forward).
+  using input_map = typename kernel::affine_relu;
   // ---------------------------------------------------------------- memory
 
   /// 64-byte aligned host memory for n elements. Large buffers come from and return to a process-wide
@@ -201,8 +206,7 @@ struct cpu_backend_t {
 #ifdef MAMMOCL_CPU_EIGEN_GEMM
     gemm_eigen(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #else
-    thread_local detail::gemm_workspace<T> ws;
-    detail::gemm_kernel<T>::run(ws, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    detail::gemm_kernel<T>::run(gemm_workspace(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif
   }
 
@@ -239,18 +243,33 @@ struct cpu_backend_t {
   /// y = conv(x, w) (+ bias). x (N,Cin,H,W), w (Cout,Cin,kh,kw), y (N,Cout,Ho,Wo); x and y may be strided.
   static void conv2d_forward(context& ctx, const tensor_t& x, const tensor_t& w, const tensor_t* bias,
                              const tensor_t& y, const conv_geometry& g) {
+    conv_forward_impl(ctx, x, w, bias, y, g, nullptr);
+  }
+  /// conv2d_forward of max(0, x·scale + shift) when xf is given (conv2d_affine_relu_forward): the 1x1 GEMM's
+  /// packing and the stride-1 kernels' padded copy apply the map; the im2col paths get it computed first.
+  static void conv_forward_impl(context& ctx, const tensor_t& x_in, const tensor_t& w, const tensor_t* bias,
+                                const tensor_t& y, const conv_geometry& g, const input_map* xf) {
+    const tensor_t x = mapped_unless_packed(ctx, x_in, g, xf);
     const index_t cin = x.c(), h = x.h(), wd = x.w(), cout = w.dim(0);
     const index_t ho = g.out_h(h), wo = g.out_w(wd), p = ho * wo, kk = cin * g.kh * g.kw;
     if (g.pointwise()) {
       per_image_gemm(ctx, x.n(), p, static_cast<double>(cout) * static_cast<double>(p) * static_cast<double>(cin),
                      [&](index_t i, index_t c0, index_t c1) {
-                       gemm_serial(false, false, cout, c1 - c0, cin, T(1), w.data(), cin, x.item(i) + c0, p, T(0),
-                                   y.item(i) + c0, p);
+                       if (xf) {
+                         const T* xi = x.item(i) + c0;
+                         kernel::run_packed_b(
+                             gemm_workspace(), false, cout, c1 - c0, cin, T(1), w.data(), cin,
+                             [&](long pc, long jc, long kb, long nb, T* dst) { kernel::pack_b_as(false, xi, p, pc, jc, kb, nb, dst, *xf); },
+                             T(0), y.item(i) + c0, p);
+                       } else {
+                         gemm_serial(false, false, cout, c1 - c0, cin, T(1), w.data(), cin, x.item(i) + c0, p, T(0),
+                                     y.item(i) + c0, p);
+                       }
                      });
     } else if (implicit_gemm && winograd_applies(g, cin, cout, x.n(), h, wd)) {
-      conv_forward_winograd(ctx, x, w.data(), cout, y, T(0));
+      conv_forward_winograd(ctx, x, w.data(), cout, y, T(0), xf);
     } else if (implicit_gemm && g.stride == 1) {
-      conv_forward_direct(ctx, x, w.data(), cout, y, g, T(0));
+      conv_forward_direct(ctx, x, w.data(), cout, y, g, T(0), xf);
     } else if constexpr (implicit_gemm) {
       // The im2col matrix is never stored: the GEMM packs its panels straight from x (implicit GEMM).
       const index_t chunk = implicit_chunk(p, x.n());
@@ -338,21 +357,38 @@ struct cpu_backend_t {
   /// dw = Σ_n dy_n · im2col(x_n)ᵀ + beta*dw;  db = Σ dy + beta*db (when db is given).
   static void conv2d_backward_filter(context& ctx, const tensor_t& x, const tensor_t& dy, const tensor_t& dw,
                                      const tensor_t* db, const conv_geometry& g, T beta) {
+    filter_gradient_impl(ctx, x, dy, dw, db, g, beta, nullptr);
+  }
+  /// conv2d_backward_filter of the mapped input max(0, x·scale + shift) when xf is given, mapped as in
+  /// conv_forward_impl.
+  static void filter_gradient_impl(context& ctx, const tensor_t& x_in, const tensor_t& dy, const tensor_t& dw,
+                                   const tensor_t* db, const conv_geometry& g, T beta, const input_map* xf) {
+    const tensor_t x = mapped_unless_packed(ctx, x_in, g, xf);
     const index_t cin = x.c(), cout = dw.dim(0);
     const index_t p = dy.h() * dy.w(), kk = cin * g.kh * g.kw;
     if (g.pointwise()) {
       // dw = Σ_i dy_i · x_iᵀ, the images accumulated in order into each block of dw (columns, or rows when
       // Cout > Cin: the operand that every block re-packs is then the smaller one), in one parallel region.
       const auto images = [&](index_t r0, index_t r1, index_t c0, index_t c1) {
-        for (index_t i = 0; i < x.n(); ++i)
-          gemm_serial(false, true, r1 - r0, c1 - c0, p, T(1), dy.item(i) + r0 * p, p, x.item(i) + c0 * p, p,
-                      i == 0 ? beta : T(1), dw.data() + r0 * cin + c0, cin);
+        for (index_t i = 0; i < x.n(); ++i) {
+          const T* xi = x.item(i) + c0 * p;
+          T* out = dw.data() + r0 * cin + c0;
+          if (xf) {
+            const input_map part{xf->scale + c0, xf->shift + c0};
+            kernel::run_packed_b(
+                gemm_workspace(), false, r1 - r0, c1 - c0, p, T(1), dy.item(i) + r0 * p, p,
+                [&](long pc, long jc, long kb, long nb, T* dst) { kernel::pack_b_as(true, xi, p, pc, jc, kb, nb, dst, part); },
+                i == 0 ? beta : T(1), out, cin);
+          } else {
+            gemm_serial(false, true, r1 - r0, c1 - c0, p, T(1), dy.item(i) + r0 * p, p, xi, p, i == 0 ? beta : T(1), out, cin);
+          }
+        }
       };
       const double macs = static_cast<double>(cout) * static_cast<double>(cin) * static_cast<double>(p * x.n());
       product_blocks(ctx, cout, cin, macs, 64, images);
     } else if (implicit_gemm && g.stride == 1) {
-      if (winograd_applies(g, cin, cout, x.n(), x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta);
-      else filter_gradient_by_taps(ctx, x, dy, dw, g, beta);
+      if (winograd_applies(g, cin, cout, x.n(), x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta, xf);
+      else filter_gradient_by_taps(ctx, x, dy, dw, g, beta, xf);
     } else {
       const index_t chunk = images_per_chunk(kk, p, x.n());
       T* col = ctx.scratch(static_cast<std::size_t>(kk * chunk * p), 0);
@@ -395,34 +431,9 @@ struct cpu_backend_t {
   /// by the compiler in both).
   static void conv2d_affine_relu_forward(context& ctx, const tensor_t& x, const tensor_t& scale, const tensor_t& shift,
                                          const tensor_t& w, const tensor_t& y, const conv_geometry& g) {
-    const index_t cin = x.c(), h = x.h(), wd = x.w(), cout = w.dim(0), p = x.h() * x.w();
     check_folded_conv(x, scale, shift, w, g, y.dims(), "conv2d_affine_relu_forward");
     const input_map xf{scale.data(), shift.data()};
-    if constexpr (implicit_gemm) {
-      if (g.pointwise()) {
-        per_image_gemm(ctx, x.n(), p, static_cast<double>(cout) * static_cast<double>(p) * static_cast<double>(cin),
-                       [&](index_t i, index_t c0, index_t c1) {
-                         thread_local detail::gemm_workspace<T> ws;
-                         const T* xi = x.item(i) + c0;
-                         kernel::run_packed_b(
-                             ws, false, cout, c1 - c0, cin, T(1), w.data(), cin,
-                             [&](long pc, long jc, long kb, long nb, T* dst) { kernel::pack_b_as(false, xi, p, pc, jc, kb, nb, dst, xf); },
-                             T(0), y.item(i) + c0, p);
-                       });
-        return;
-      }
-      if (winograd_applies(g, cin, cout, x.n(), h, wd)) {
-        conv_forward_winograd(ctx, x, w.data(), cout, y, T(0), &xf);
-        return;
-      }
-      if (g.stride == 1) {
-        conv_forward_direct(ctx, x, w.data(), cout, y, g, T(0), &xf);
-        return;
-      }
-    }
-    const tensor_t a(x.dims());
-    affine_relu_planes(ctx, x, scale, shift, a);
-    conv2d_forward(ctx, a, w, nullptr, y, g);
+    conv_forward_impl(ctx, x, w, nullptr, y, g, &xf);
   }
 
   /// dw = ∂L/∂w + beta·dw for conv2d_affine_relu_forward (the filter gradient of the convolution of the mapped
@@ -430,35 +441,9 @@ struct cpu_backend_t {
   static void conv2d_affine_relu_backward_filter(context& ctx, const tensor_t& x, const tensor_t& scale,
                                                  const tensor_t& shift, const tensor_t& dy, const tensor_t& dw,
                                                  const conv_geometry& g, T beta) {
-    const index_t cin = x.c(), cout = dw.dim(0), p = dy.h() * dy.w();
     check_folded_conv(x, scale, shift, dw, g, dy.dims(), "conv2d_affine_relu_backward_filter");
     const input_map xf{scale.data(), shift.data()};
-    if constexpr (implicit_gemm) {
-      if (g.pointwise()) {
-        const auto images = [&](index_t r0, index_t r1, index_t c0, index_t c1) {
-          thread_local detail::gemm_workspace<T> ws;
-          const input_map part{scale.data() + c0, shift.data() + c0};
-          for (index_t i = 0; i < x.n(); ++i) {
-            const T* xi = x.item(i) + c0 * p;
-            kernel::run_packed_b(
-                ws, false, r1 - r0, c1 - c0, p, T(1), dy.item(i) + r0 * p, p,
-                [&](long pc, long jc, long kb, long nb, T* dst) { kernel::pack_b_as(true, xi, p, pc, jc, kb, nb, dst, part); },
-                i == 0 ? beta : T(1), dw.data() + r0 * cin + c0, cin);
-          }
-        };
-        const double macs = static_cast<double>(cout) * static_cast<double>(cin) * static_cast<double>(p * x.n());
-        product_blocks(ctx, cout, cin, macs, 64, images);
-        return;
-      }
-      if (g.stride == 1) {
-        if (winograd_applies(g, cin, cout, x.n(), x.h(), x.w())) filter_gradient_winograd(ctx, x, dy, dw, beta, &xf);
-        else filter_gradient_by_taps(ctx, x, dy, dw, g, beta, &xf);
-        return;
-      }
-    }
-    const tensor_t a(x.dims());
-    affine_relu_planes(ctx, x, scale, shift, a);
-    conv2d_backward_filter(ctx, a, dy, dw, nullptr, g, beta);
+    filter_gradient_impl(ctx, x, dy, dw, nullptr, g, beta, &xf);
   }
 
   // ---------------------------------------------------------------- batch norm
@@ -974,14 +959,24 @@ struct cpu_backend_t {
     const shape expected({x.n(), w.dim(0), g.out_h(x.h()), g.out_w(x.w())});
     MAMMOCL_EXPECTS(out == expected, op, ": output (or output gradient) has shape ", out, ", expected ", expected);
   }
-  /// a = max(0, x·scale + shift) per channel (the unfused form of the folded convolutions, for the Eigen build).
-  static void affine_relu_planes(context& ctx, const tensor_t& x, const tensor_t& scale, const tensor_t& shift,
-                                 const tensor_t& a) {
+  /// x itself when the convolution's kernel applies the map xf while packing (1x1 GEMMs and the stride-1
+  /// kernels with MammoCL's GEMM), or when there is no map; otherwise a new tensor max(0, x·scale + shift) for
+  /// the im2col paths (and for every path with MAMMOCL_CPU_EIGEN_GEMM), which then get no map.
+  static tensor_t mapped_unless_packed(context& ctx, const tensor_t& x, const conv_geometry& g, const input_map*& xf) {
+    if (!xf || (implicit_gemm && (g.pointwise() || g.stride == 1))) return x;
     const index_t c = x.c(), hw = x.item_size() / c;
+    const tensor_t a(x.dims());
     parallel_planes(ctx, x.n() * c, [&](index_t q) {
       const index_t i = q / c, ch = q % c;
-      affine(x.item(i) + ch * hw, a.item(i) + ch * hw, hw, scale.data()[ch], shift.data()[ch], true);
+      affine(x.item(i) + ch * hw, a.item(i) + ch * hw, hw, xf->scale[ch], xf->shift[ch], true);
     });
+    xf = nullptr;
+    return a;
+  }
+  /// The calling thread's GEMM workspace (packed panels), shared by every product it runs.
+  static detail::gemm_workspace<T>& gemm_workspace() {
+    thread_local detail::gemm_workspace<T> ws;
+    return ws;
   }
   static void check_batch_statistics(const tensor_t& x) {
     MAMMOCL_EXPECTS(x.n() * (x.item_size() / x.c()) > 1, "batch_norm: training needs more than one value per channel, got input ",
@@ -1212,10 +1207,6 @@ struct cpu_backend_t {
 #else
   static constexpr bool implicit_gemm = true;
 #endif
-  using kernel = detail::gemm_kernel<T>;
-  /// A per-channel map max(0, x·scale + shift) applied to a convolution's input as it is packed (a folded
-  /// batch norm and ReLU; see conv2d_affine_relu_forward).
-  using input_map = typename kernel::affine_relu;
 
   /// Packs rows [pc, pc+kb) and columns [jc, jc+nb) (offset by col0) of the im2col matrix of images
   /// i0.. of x (row r = (ci, ky, kx), column c = image·P + oy·Wo + ox) in the GEMM's panel order.
